@@ -55,6 +55,17 @@ bool cli_load(const char *path, const char *tok_override, bool want_tok, rt_mode
     return true;
 }
 
+bool cli_set_n_ctx(rt_model *m, long n_ctx) {
+    if (n_ctx <= 0) return true;
+    if (m->pos_embed && n_ctx > m->cfg.n_ctx) {
+        hs_log_error("headscope", "--n-ctx %ld: %s has learned positions for only %d tokens — use at most %d",
+                     n_ctx, m->cfg.model_type, m->cfg.n_ctx, m->cfg.n_ctx);
+        return false;
+    }
+    m->cfg.n_ctx = (int)n_ctx;
+    return true;
+}
+
 bool cli_parse_ids(const char *s, int **ids, int *n) {
     int cap = 16, cnt = 0;
     int *v = hs_xmalloc((size_t)cap * sizeof *v);

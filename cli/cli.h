@@ -15,6 +15,9 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+int cmd_plant(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 /* True if argv[i] is --help/-h. */
 bool cli_is_help(const char *a);
@@ -30,6 +33,9 @@ int cli_unknown(const char *cmd, const char *arg);
 /* Load the model at `path` and, when want_tok, its tokenizer (override path or the one beside it).
  * On failure the error line is already printed; returns false and leaves *m, *tok NULL. */
 bool cli_load(const char *path, const char *tok_override, bool want_tok, rt_model **m, rt_tokenizer **tok);
+/* Apply --n-ctx: raise/lower the context of a RoPE model (positions past training are extrapolation).
+ * Learned-position models (gpt2) cannot go past their table: one error line, false. */
+bool cli_set_n_ctx(rt_model *m, long n_ctx);
 /* Parse a comma-separated id list like "1,2,3" (or separate argv words) into a heap array. */
 bool cli_parse_ids(const char *s, int **ids, int *n);
 /* JSON-escape s (len bytes) to f as a quoted string. */

@@ -17,12 +17,13 @@ static void usage(void) {
            "  --temp T       temperature; 0 = greedy argmax (default 1.0)\n"
            "  --top-p P      nucleus sampling threshold (default 0.9)\n"
            "  --seed S       RNG seed (default: time)\n"
-           "  --ids          print the generated ids as a JSON array instead of text\n");
+           "  --ids          print the generated ids as a JSON array instead of text\n"
+           "  --n-ctx N      override the context length of a RoPE model (beyond training = extrapolation)\n");
 }
 
 int cmd_generate(int argc, char **argv) {
     const char *path = NULL, *prompt = NULL, *tokp = NULL;
-    long n_new = 64, seed = (long)time(NULL);
+    long n_new = 64, seed = (long)time(NULL), n_ctx = 0;
     double temp = 1.0, top_p = 0.9;
     bool print_ids = false;
     for (int i = 1; i < argc; i++) {
@@ -32,6 +33,7 @@ int cmd_generate(int argc, char **argv) {
         else if (strcmp(a, "--prompt") == 0) { if (!(prompt = cli_value(argc, argv, &i, "generate"))) return CLI_BADINPUT; }
         else if (strcmp(a, "--tokenizer") == 0) { if (!(tokp = cli_value(argc, argv, &i, "generate"))) return CLI_BADINPUT; }
         else if (strcmp(a, "-n") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_int(v, "-n", 0, 1 << 24, &n_new)) return CLI_BADINPUT; }
+        else if (strcmp(a, "--n-ctx") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_int(v, "--n-ctx", 1, 1 << 24, &n_ctx)) return CLI_BADINPUT; }
         else if (strcmp(a, "--seed") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_int(v, "--seed", 0, 0x7fffffffL, &seed)) return CLI_BADINPUT; }
         else if (strcmp(a, "--temp") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_float(v, "--temp", 0, 100, &temp)) return CLI_BADINPUT; }
         else if (strcmp(a, "--top-p") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_float(v, "--top-p", 0, 1, &top_p)) return CLI_BADINPUT; }
@@ -42,6 +44,7 @@ int cmd_generate(int argc, char **argv) {
 
     rt_model *m; rt_tokenizer *tok;
     if (!cli_load(path, tokp, true, &m, &tok)) return CLI_BADINPUT;
+    if (!cli_set_n_ctx(m, n_ctx)) { rt_tokenizer_free(tok); rt_model_free(m); return CLI_BADINPUT; }
     const rt_config *c = &m->cfg;
     int rc = CLI_BADINPUT, *ids = NULL, n_prompt = 0;
     float *logits = NULL;

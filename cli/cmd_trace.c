@@ -18,7 +18,8 @@ static void usage(void) {
            "  --hooks LIST   comma-separated hook names (default: logits,hook_pattern); bare suffixes apply\n"
            "                 to every selected layer, full names (blocks.2.attn.hook_z) to one layer\n"
            "  --layers SPEC  layers for bare per-layer hooks, e.g. 0-2,5 (default all)\n"
-           "  --heads SPEC   query heads for per-head hooks (default all; k/v hooks always give every KV head)\n\n"
+           "  --heads SPEC   query heads for per-head hooks (default all; k/v hooks always give every KV head)\n"
+           "  --n-ctx N      override the context length of a RoPE model (beyond training = extrapolation)\n\n"
            "Hooks: %s\n", rt_hook_all_names());
 }
 
@@ -105,7 +106,7 @@ static void write_shape(FILE *out, const rt_config *c, rt_hook_point p, int laye
 }
 
 int cmd_trace(int argc, char **argv) {
-    const char *path = NULL, *prompt = NULL, *ids_arg = NULL, *outp = NULL, *tokp = NULL;
+    const char *path = NULL, *prompt = NULL, *ids_arg = NULL, *outp = NULL, *tokp = NULL, *nctx_arg = NULL;
     const char *hooks_arg = "logits,hook_pattern", *layers_arg = "all", *heads_arg = "all";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -118,6 +119,7 @@ int cmd_trace(int argc, char **argv) {
         else if (strcmp(a, "--layers") == 0) dst = &layers_arg;
         else if (strcmp(a, "--heads") == 0) dst = &heads_arg;
         else if (strcmp(a, "--tokenizer") == 0) dst = &tokp;
+        else if (strcmp(a, "--n-ctx") == 0) dst = &nctx_arg;
         else if (a[0] == '-' || path) return cli_unknown("trace", a);
         else { path = a; continue; }
         if (!(*dst = cli_value(argc, argv, &i, "trace"))) return CLI_BADINPUT;
@@ -127,7 +129,10 @@ int cmd_trace(int argc, char **argv) {
         return CLI_BADINPUT;
     }
     rt_model *m; rt_tokenizer *tok = NULL;
+    long n_ctx = 0;
+    if (nctx_arg && !cli_parse_int(nctx_arg, "--n-ctx", 1, 1 << 24, &n_ctx)) return CLI_BADINPUT;
     if (!cli_load(path, tokp, prompt != NULL, &m, prompt ? &tok : NULL)) return CLI_BADINPUT;
+    if (!cli_set_n_ctx(m, n_ctx)) { rt_tokenizer_free(tok); rt_model_free(m); return CLI_BADINPUT; }
     const rt_config *c = &m->cfg;
     int rc = CLI_BADINPUT, *ids = NULL, n_ids = 0, *layers = NULL, n_layers = 0, *heads = NULL, n_heads = 0;
     wanted_hook *wh = NULL; int n_wh = 0;

@@ -10,6 +10,9 @@ static const command k_commands[] = {
     { "detokenize", cmd_detokenize, "print the text of token ids" },
     { "generate",   cmd_generate,   "sample a continuation (greedy at --temp 0)" },
     { "trace",      cmd_trace,      "run one prompt and write the requested hook tensors to JSON" },
+    { "plant",      cmd_plant,      "write the planted-circuit gpt2 model (ground truth for detectors)" },
+    { "capture",    cmd_capture,    "run prompts and store per-head activations and statistics in SQLite" },
+    { "analyze",    cmd_analyze,    "run an analysis pass (sinks, detectors) over a captured run" },
 };
 
 static void usage(FILE *f) {

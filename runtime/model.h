@@ -82,6 +82,10 @@ typedef struct {
 hs_status rt_model_load(const char *path, rt_model **out);
 void rt_model_free(rt_model *m);
 
+/* Hex sha256 of the weight files (llama2.c: the .bin; HF: model.safetensors, or the shards in
+ * sorted order as one stream). HS_EIO (one line) if a file cannot be read. */
+hs_status rt_model_sha256(const rt_model *m, char hex[65]);
+
 /* The JSON object printed by `headscope info` (caller frees with free()). */
 char *rt_model_info_json(const rt_model *m);
 

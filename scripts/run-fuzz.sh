@@ -10,7 +10,7 @@ for fz in "$@"; do
   work=$(mktemp -d); seed="tests/fuzz/corpus/$name"
   [ -d "$seed" ] && cp -r "$seed"/. "$work"/ 2>/dev/null || true
   echo "run-fuzz: $fz for ${each}s"
-  "$fz" -max_total_time="$each" -rss_limit_mb=2048 -print_final_stats=0 "$work" 2>&1 | tail -3
+  "$fz" -max_total_time="$each" -rss_limit_mb=2048 -close_fd_mask=2 -print_final_stats=0 "$work" 2>&1 | tail -3
   rm -rf "$work"
 done
 echo "run-fuzz: all targets ran clean"

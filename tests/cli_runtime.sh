@@ -13,13 +13,14 @@ skp() { skip=$((skip+1)); echo "  skip  $1"; }
 py()  { python3 -c "$@"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-# expect_bad DESCRIPTION CMD...: exit 2, exactly one stderr line, empty stdout
+# expect_bad DESCRIPTION [~PATTERN] CMD...: exit 2, exactly one stderr line (matching PATTERN), empty stdout
 expect_bad() {
   local what="$1"; shift
+  local pat=""; case "$1" in "~"*) pat="${1#\~}"; shift;; esac
   local out err rc
   out=$("$@" 2>"$tmp/err"); rc=$?; err=$(cat "$tmp/err")
   local lines; lines=$(printf '%s' "$err" | grep -c '')
-  if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && [ -z "$out" ]; then ok "bad input: $what -> exit 2: $err"
+  if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && [ -z "$out" ] && { [ -z "$pat" ] || echo "$err" | grep -qiE "$pat"; }; then ok "bad input: $what -> exit 2: $err"
   else bad "bad input: $what (rc=$rc, $lines stderr lines)" "$err"; fi
 }
 
@@ -53,9 +54,14 @@ if echo "$out" | py 'import json,sys; d=json.load(sys.stdin); assert (d["format"
 ids=$($HS generate $B -n 256 --temp 0 --ids)
 if py 'import json,sys; r=json.load(open(sys.argv[1]))["greedy_ids_after_bos"]; g=json.loads(sys.argv[2]); assert g==r, (len(g), [i for i,(a,b) in enumerate(zip(g,r)) if a!=b][:3])' $S/models/stories260K/reference.json "$ids"; then
   ok "generate: stories260K 256 greedy ids == llama2.c reference"; else bad "generate: stories260K greedy ids" "$ids"; fi
-$HS generate $B -n 256 --temp 0 > $tmp/text.txt
+# reference.json's greedy_text spans 257 generated tokens (one more than greedy_ids_after_bos: its
+# last token is the closing quote, id 436), so -n 257 must print it exactly and -n 256 all but that quote.
+$HS generate $B -n 257 --temp 0 > $tmp/text.txt
 if py 'import json,sys; r=json.load(open(sys.argv[1]))["greedy_text"]; g=open(sys.argv[2]).read(); assert g.rstrip("\n")==r, (g[:80], r[:80])' $S/models/stories260K/reference.json $tmp/text.txt; then
-  ok "generate: stories260K text == llama2.c greedy_text"; else bad "generate: stories260K text" "$(head -c 200 $tmp/text.txt)"; fi
+  ok "generate: stories260K text (-n 257) == llama2.c greedy_text"; else bad "generate: stories260K text" "$(head -c 200 $tmp/text.txt)"; fi
+$HS generate $B -n 256 --temp 0 > $tmp/text.txt
+if py 'import json,sys; r=json.load(open(sys.argv[1]))["greedy_text"]; g=open(sys.argv[2]).read(); assert g.rstrip("\n")+chr(34)==r' $S/models/stories260K/reference.json $tmp/text.txt; then
+  ok "generate: stories260K text (-n 256) == greedy_text without its 257th token"; else bad "generate: stories260K -n 256 text"; fi
 # HF greedy continuation (transformers generate, float64) through the CLI
 for m in tiny-gpt2-shakespeare tiny-llama-shakespeare; do
   ids=$($HS generate $S/models/$m --prompt "$(py 'import json,sys; print(json.load(open(sys.argv[1]))["prompts"][0]["text"])' tests/fixtures/ref/$m.json)" -n 24 --temp 0 --ids)
@@ -68,7 +74,7 @@ c=$($HS generate $B -n 40 --temp 0.8 --top-p 0.9 --seed 43 --ids)
 [ "$a" = "$b" ] && [ "$a" != "$c" ] && ok "generate: same seed -> same sample, other seed -> other sample" || bad "generate: seeded sampling" "$a / $c"
 
 out=$($HS tokenize $L "First Citizen:")
-py 'import json,sys; d=json.loads(sys.argv[1]); r=json.load(open(sys.argv[2]))["prompts"][0]["ids"]; assert d[0]==1 and d==r[:len(d)], (d,r)' "$out" tests/fixtures/ref/tiny-llama-shakespeare.json \
+py 'import json,sys; d=json.loads(sys.argv[1]); S=json.load(open(sys.argv[2])); r=[c["ids"] for c in json.load(open(sys.argv[3]))["cases"] if S[c["i"]]=="First Citizen:"][0]; assert d[0]==1 and d==r, (d,r)' "$out" tests/fixtures/tok_strings.json tests/fixtures/tok/tiny-llama.json \
   && ok "tokenize: llama tokenizer adds BOS and matches HF ids" || bad "tokenize: llama BOS" "$out"
 out=$($HS tokenize $L "First Citizen:" --no-special)
 py 'import json,sys; d=json.loads(sys.argv[1]); assert d and d[0]!=1' "$out" && ok "tokenize --no-special omits BOS" || bad "tokenize --no-special" "$out"
@@ -98,7 +104,7 @@ head -c 100000 $B > $tmp/trunc.bin
 expect_bad "truncated llama2.c checkpoint" $HS info $tmp/trunc.bin
 mk() { rm -rf "$tmp/$1"; mkdir -p "$tmp/$1"; cp tests/fixtures/models/rand-gpt2/config.json "$tmp/$1/"; }
 mk hdr; py 'import struct,sys; open(sys.argv[1],"wb").write(struct.pack("<Q",10**6)+b"{}")' $tmp/hdr/model.safetensors
-expect_bad "safetensors header length past end" $HS info $tmp/hdr
+expect_bad "safetensors header length past end" "~header" $HS info $tmp/hdr
 mk trunc; head -c 5000 tests/fixtures/models/rand-gpt2/model.safetensors > $tmp/trunc/model.safetensors
 expect_bad "truncated safetensors" $HS info $tmp/trunc
 # rewrite the header of the real fixture: edit_header DIR PYTHON-EXPR-ON-h
@@ -107,22 +113,22 @@ import json,struct,sys
 raw=open("tests/fixtures/models/rand-gpt2/model.safetensors","rb").read(); n=struct.unpack("<Q",raw[:8])[0]
 h=json.loads(raw[8:8+n]); exec(sys.argv[2]); hb=json.dumps(h).encode(); hb+=b" "*((8-len(hb)%8)%8)
 open(sys.argv[1],"wb").write(struct.pack("<Q",len(hb))+hb+raw[8+n:])' $tmp/$1/model.safetensors "$2"; }
-edit dtype 'h["wte.weight"]["dtype"]="Q9"'
-expect_bad "unknown dtype" $HS info $tmp/dtype
-edit shape 'h["wte.weight"]["shape"]=[256,65]'
-expect_bad "tensor shape/offset mismatch" $HS info $tmp/shape
-edit missing 'del h["h.1.mlp.c_fc.weight"]'
-expect_bad "missing tensor" $HS info $tmp/missing
+edit dtype 'h["transformer.wte.weight"]["dtype"]="Q9"'
+expect_bad "unknown dtype" "~dtype" $HS info $tmp/dtype
+edit shape 'h["transformer.wte.weight"]["shape"]=[256,65]'
+expect_bad "tensor shape/offset mismatch" "~wte" $HS info $tmp/shape
+edit missing 'del h["transformer.h.1.mlp.c_fc.weight"]'
+expect_bad "missing tensor" "~c_fc" $HS info $tmp/missing
 mk cfg; cp tests/fixtures/models/rand-gpt2/model.safetensors $tmp/cfg/; py 'import json,sys; c=json.load(open(sys.argv[1])); del c["n_embd"]; json.dump(c,open(sys.argv[1],"w"))' $tmp/cfg/config.json
-expect_bad "config missing a field" $HS info $tmp/cfg
+expect_bad "config missing a field" "~n_embd" $HS info $tmp/cfg
 mk mt; cp tests/fixtures/models/rand-gpt2/model.safetensors $tmp/mt/; py 'import json,sys; c=json.load(open(sys.argv[1])); c["model_type"]="bert"; json.dump(c,open(sys.argv[1],"w"))' $tmp/mt/config.json
-expect_bad "unsupported model_type" $HS info $tmp/mt
+expect_bad "unsupported model_type" "~supported: gpt2" $HS info $tmp/mt
 rm -rf $tmp/tk; cp -r $G $tmp/tk; py 'import json,sys; t=json.load(open(sys.argv[1])); t["model"]["type"]="WordPiece"; json.dump(t,open(sys.argv[1],"w"))' $tmp/tk/tokenizer.json
-expect_bad "tokenizer with unknown model type" $HS tokenize $tmp/tk "hello"
-expect_bad "non-UTF-8 prompt" $HS tokenize $G "$(printf 'ab\xffcd')"
+expect_bad "tokenizer with unknown model type" "~WordPiece" $HS tokenize $tmp/tk "hello"
+expect_bad "non-UTF-8 prompt" "~offset 2" $HS tokenize $G "$(printf 'ab\xffcd')"
 expect_bad "non-UTF-8 prompt (trace)" $HS trace $G --prompt "$(printf 'ab\xc3')" --out $tmp/x.json
 long=$(py 'print(" ".join(["word"]*700))')
-expect_bad "prompt longer than n_ctx (trace)" $HS trace $G --prompt "$long" --out $tmp/long.json
+expect_bad "prompt longer than n_ctx (trace)" "~n_ctx" $HS trace $G --prompt "$long" --out $tmp/long.json
 [ ! -e $tmp/long.json ] && [ ! -e $tmp/long.json.tmp ] && ok "failed trace leaves no output file" || bad "failed trace left a file"
 expect_bad "prompt longer than n_ctx (generate)" $HS generate $G --prompt "$long" -n 4
 expect_bad "token id outside the vocabulary" $HS trace $G --ids 5,99999 --out $tmp/x.json

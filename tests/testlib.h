@@ -42,7 +42,7 @@ static inline const char *tl_shared(void) {
     static char buf[4096];
     const char *env = getenv("HS_SHARED");
     struct stat st;
-    snprintf(buf, sizeof buf, "%s", env && *env ? env : "../shared");
+    snprintf(buf, sizeof buf, "%.4000s", env && *env ? env : "../shared");
     if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode)) return buf;
     return NULL;
 }
@@ -52,7 +52,7 @@ static inline const char *tl_shared_path(const char *rel) {
     const char *s = tl_shared();
     if (!s) return NULL;
     char *b = bufs[k++ & 3];
-    snprintf(b, 4096, "%s/%s", s, rel);
+    snprintf(b, 4096, "%.2000s/%.2000s", s, rel);
     return b;
 }
 
