@@ -55,7 +55,7 @@ check-deps:
 	 if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc ($(NVCC))"; else echo "  ✗ nvcc (optional: CPU-only build)"; fi; \
 	 [ -z "$$missing" ] || { echo "make: missing packages — run 'make deps' (scripts/install-deps.sh)"; exit 2; }
 
-$(BUILD)/%.o: %.c $(wildcard runtime/*.h probe/*.h store/*.h analysis/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h probe/*.h store/*.h analysis/*.h datasets/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

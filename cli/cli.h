@@ -18,6 +18,7 @@ int cmd_trace(int argc, char **argv);
 int cmd_plant(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
 
 /* True if argv[i] is --help/-h. */
 bool cli_is_help(const char *a);

@@ -4,11 +4,11 @@
 #include <string.h>
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *path = NULL, *text = NULL, *tokp = NULL;
+    const char *path = NULL, *text = NULL, *tokp = NULL, *file = NULL;
     bool special = true, pieces = false;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
-            printf("usage: headscope tokenize MODEL TEXT [--no-special] [--pieces] [--tokenizer FILE]\n\n"
+            printf("usage: headscope tokenize MODEL (TEXT | --file PATH) [--no-special] [--pieces] [--tokenizer FILE]\n\n"
                    "Prints the JSON array of token ids, with special tokens as the tokenizer's post-processor adds\n"
                    "them (e.g. BOS). --no-special omits them; --pieces prints the token strings instead.\n"
                    "TEXT must be valid UTF-8 (exit 2 with the byte offset otherwise).\n");
@@ -17,17 +17,20 @@ int cmd_tokenize(int argc, char **argv) {
         if (strcmp(argv[i], "--no-special") == 0) special = false;
         else if (strcmp(argv[i], "--pieces") == 0) pieces = true;
         else if (strcmp(argv[i], "--tokenizer") == 0) { if (!(tokp = cli_value(argc, argv, &i, "tokenize"))) return CLI_BADINPUT; }
+        else if (strcmp(argv[i], "--file") == 0) { if (!(file = cli_value(argc, argv, &i, "tokenize"))) return CLI_BADINPUT; }
         else if (argv[i][0] == '-' && argv[i][1] == '-') return cli_unknown("tokenize", argv[i]);
         else if (!path) path = argv[i];
         else if (!text) text = argv[i];
         else return cli_unknown("tokenize", argv[i]);
     }
-    if (!path || !text) { hs_log_error("headscope", "tokenize needs MODEL and TEXT — usage: headscope tokenize MODEL TEXT"); return CLI_BADINPUT; }
+    if (!path || !text == !file) { hs_log_error("headscope", "tokenize needs MODEL and one of TEXT or --file PATH — usage: headscope tokenize MODEL TEXT"); return CLI_BADINPUT; }
+    char *buf = NULL; size_t len = text ? strlen(text) : 0;
+    if (file && hs_read_file("tokenize", file, &buf, &len) != HS_OK) return CLI_BADINPUT;
     rt_model *m; rt_tokenizer *tok;
-    if (!cli_load(path, tokp, true, &m, &tok)) return CLI_BADINPUT;
+    if (!cli_load(path, tokp, true, &m, &tok)) { free(buf); return CLI_BADINPUT; }
     int *ids = NULL, n = 0;
     int rc = CLI_OK;
-    if (rt_tokenizer_encode(tok, text, strlen(text), special, &ids, &n) != HS_OK) { rc = CLI_BADINPUT; goto done; }
+    if (rt_tokenizer_encode(tok, file ? buf : text, len, special, &ids, &n) != HS_OK) { rc = CLI_BADINPUT; goto done; }
     putchar('[');
     for (int i = 0; i < n; i++) {
         if (i) putchar(',');
@@ -36,7 +39,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     printf("]\n");
 done:
-    free(ids);
+    free(ids); free(buf);
     rt_tokenizer_free(tok);
     rt_model_free(m);
     return rc;

@@ -13,6 +13,7 @@ static const command k_commands[] = {
     { "plant",      cmd_plant,      "write the planted-circuit gpt2 model (ground truth for detectors)" },
     { "capture",    cmd_capture,    "run prompts and store per-head activations and statistics in SQLite" },
     { "analyze",    cmd_analyze,    "run an analysis pass (sinks, detectors) over a captured run" },
+    { "summary",    cmd_summary,    "print a short human summary of a run's reports" },
 };
 
 static void usage(FILE *f) {

@@ -370,8 +370,16 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     if (rc == HS_OK && wrc != HS_OK) { rc = wrc; db_failed = true; }
     free(seqs); free(pidx); free(sids); free(rep);
     if (rc != HS_OK) goto fail;
-    struct stat dbst;
-    probe_progress_end(&prog, done, tokens, stat(o.db, &dbst) == 0 ? (uint64_t)dbst.st_size : 0);
+    {   /* bytes on disk: the database plus its write-ahead log (not yet checkpointed) */
+        struct stat st;
+        uint64_t bytes = stat(o.db, &st) == 0 ? (uint64_t)st.st_size : 0;
+        size_t n = strlen(o.db) + 5;
+        char *wal = hs_xmalloc(n);
+        snprintf(wal, n, "%s-wal", o.db);
+        if (stat(wal, &st) == 0) bytes += (uint64_t)st.st_size;
+        free(wal);
+        probe_progress_end(&prog, done, tokens, bytes);
+    }
     if (o.stats && (rc = write_aggregates(db, run, c)) != HS_OK) { db_failed = true; goto fail; }
     if ((rc = store_run_set_status(db, run, "complete")) != HS_OK) { db_failed = true; goto fail; }
     if (run_id_out) *run_id_out = run;

@@ -14,19 +14,26 @@ void probe_head_stats(const float *P, int T, int Tk, int pos0, const int *ids, b
         int i = pos0 + r;
         if (i == 0) continue;                       /* the BOS query attends only to itself */
         const float *p = P + (size_t)r * Tk;
-        double ent = 0, mx = 0, dist = 0, dup = 0, ind = 0;
         int last = i < Tk - 1 ? i : Tk - 1;
+        /* Two loops: the first has no data-dependent branches besides p > 0, so it vectorises;
+         * the token comparisons run only for prompts with a repeated token. logf: this is the
+         * O(T^2)-per-head part of capture, and float log is accurate to about 1 ulp. */
+        float ent = 0, mx = 0, dist = 0;
         for (int j = 0; j <= last; j++) {
-            double v = p[j];
-            if (v > 0) ent -= v * log(v);
-            if (v > mx) mx = v;
-            dist += v * (i - j);
-            if (has_repeat && j < i) {
-                if (ids[j] == ids[i]) dup += v;
-                if (j >= 1 && ids[j - 1] == ids[i]) ind += v;
-            }
+            float v = p[j];
+            ent -= v > 0 ? v * logf(v) : 0.0f;
+            mx = v > mx ? v : mx;
+            dist += v * (float)(i - j);
         }
-        if (has_repeat && ids[i - 1] == ids[i]) ind += p[i];   /* j = i: tok_{i−1} = tok_i */
+        double dup = 0, ind = 0;
+        if (has_repeat) {
+            int ti = ids[i];
+            for (int j = 0; j < i && j <= last; j++) {
+                if (ids[j] == ti) dup += p[j];
+                if (j >= 1 && ids[j - 1] == ti) ind += p[j];
+            }
+            if (ids[i - 1] == ti) ind += p[i];   /* j = i: tok_{i−1} = tok_i */
+        }
         acc->sum[PROBE_M_ENTROPY] += ent;
         acc->sum[PROBE_M_MAX_WEIGHT] += mx;
         acc->sum[PROBE_M_BOS_MASS] += p[0];

@@ -74,26 +74,34 @@ static float gelu_tanh(float x) {
     return (float)(0.5 * xd * (1.0 + tanh(k * (xd + 0.044715 * xd * xd * xd))));
 }
 static float gelu_exact(float x) { return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951))); }
-static float silu(float x) { return (float)(x / (1.0 + exp(-(double)x))); }
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* cos/sin of every (position, frequency) the run needs: (Tk_max, HD/2) each, computed once per run
+ * rather than once per layer. The angle is formed in fp32 exactly as HF's rotary embedding does
+ * (inv_freq·pos in float) so long positions round the same way; cos/sin are evaluated in double. */
+static void rope_table(const rt_forward *f, int n_pos, float *cs, float *sn) {
+    int half = f->m->cfg.d_head / 2;
+    for (int p = 0; p < n_pos; p++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)p * f->rope_inv_freq[i];
+            cs[(size_t)p * half + i] = (float)cos((double)ang);
+            sn[(size_t)p * half + i] = (float)sin((double)ang);
+        }
+}
 
 /* Rotate (T, nh*HD) rows in place for absolute positions pos0..pos0+T-1.
- * HF layout rotates (i, i+HD/2); llama2.c/Meta rotates adjacent pairs (2i, 2i+1). The angle is
- * formed in fp32 exactly as HF's rotary embedding does (inv_freq·pos in float) so long positions
- * round the same way; cos/sin themselves are evaluated in double. */
-static void rope_apply(const rt_forward *f, float *x, int T, int nh, int pos0) {
-    const rt_config *c = &f->m->cfg;
+ * HF layout rotates (i, i+HD/2); llama2.c/Meta rotates adjacent pairs (2i, 2i+1). */
+static void rope_apply(const rt_config *c, const float *cs_tab, const float *sn_tab, float *x, int T, int nh, int pos0) {
     int HD = c->d_head, half = HD / 2;
     for (int t = 0; t < T; t++) {
-        float pos = (float)(pos0 + t);
-        for (int i = 0; i < half; i++) {
-            float ang = pos * f->rope_inv_freq[i];
-            float cs = (float)cos((double)ang), sn = (float)sin((double)ang);
-            for (int h = 0; h < nh; h++) {
-                float *v = x + (size_t)t * nh * HD + (size_t)h * HD;
+        const float *cs = cs_tab + (size_t)(pos0 + t) * half, *sn = sn_tab + (size_t)(pos0 + t) * half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + (size_t)t * nh * HD + (size_t)h * HD;
+            for (int i = 0; i < half; i++) {
                 int a = c->rope_interleaved ? 2 * i : i, b = c->rope_interleaved ? 2 * i + 1 : i + half;
                 float x0 = v[a], x1 = v[b];
-                v[a] = x0 * cs - x1 * sn;
-                v[b] = x1 * cs + x0 * sn;
+                v[a] = x0 * cs[i] - x1 * sn[i];
+                v[b] = x1 * cs[i] + x0 * sn[i];
             }
         }
     }
@@ -260,6 +268,7 @@ typedef struct {               /* the run's buffers, sized once (no allocation i
     float *gate;   /* (N, F) llama gate pre-activation */
     float *S;      /* attention scores scratch */
     float *head;   /* (T_max, max(HD, D)) per-head gather / per-head result scratch */
+    float *rope_cos, *rope_sin;   /* (Tk_max, HD/2) llama family */
 } run_bufs;
 
 static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs *b) {
@@ -287,8 +296,8 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
     fire_heads(bv, RT_HOOK_V, l, b->v, KV, HD, b->head);
     if (c->arch == RT_ARCH_LLAMA) {
         for (int s = 0; s < bv->n_seqs; s++) {
-            rope_apply(f, b->q + (size_t)bv->off[s] * QD, bv->seqs[s].n, H, bv->pos0[s]);
-            rope_apply(f, b->k + (size_t)bv->off[s] * KD, bv->seqs[s].n, KV, bv->pos0[s]);
+            rope_apply(c, b->rope_cos, b->rope_sin, b->q + (size_t)bv->off[s] * QD, bv->seqs[s].n, H, bv->pos0[s]);
+            rope_apply(c, b->rope_cos, b->rope_sin, b->k + (size_t)bv->off[s] * KD, bv->seqs[s].n, KV, bv->pos0[s]);
         }
         fire_heads(bv, RT_HOOK_ROT_Q, l, b->q, H, HD, b->head);
         fire_heads(bv, RT_HOOK_ROT_K, l, b->k, KV, HD, b->head);
@@ -463,6 +472,12 @@ hs_status rt_forward_run(rt_forward *f, const rt_seq *seqs, int n_seqs, const rt
     size_t srows = any_full ? (size_t)bv.T_max : (size_t)(bv.T_max < QBLOCK ? bv.T_max : QBLOCK);
     b.S = hs_arena_alloc(&f->act, srows * (size_t)bv.Tk_max * sizeof(float));
     b.head = hs_arena_alloc(&f->act, (size_t)bv.T_max * (size_t)(D > c->d_head ? D : c->d_head) * sizeof(float));
+    if (c->arch == RT_ARCH_LLAMA) {
+        size_t nt = (size_t)bv.Tk_max * (c->d_head / 2);
+        b.rope_cos = hs_arena_alloc(&f->act, nt * sizeof(float));
+        b.rope_sin = hs_arena_alloc(&f->act, nt * sizeof(float));
+        rope_table(f, bv.Tk_max, b.rope_cos, b.rope_sin);
+    }
 
     /* embeddings: hook_embed and hook_pos_embed see their parts before they are summed */
     for (int s = 0; s < n_seqs; s++)

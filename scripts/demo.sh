@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# demo.sh — the main job on a default model: what `make demo` runs after installing and building.
-# MODEL=path overrides the model (an HF folder or a llama2.c .bin). Writes demo-out/.
-# (The planted-circuit model, capture database and analysis reports join this demo with issue 3.)
+# demo.sh — the main job, run by `make demo` after installing and building:
+#   1. plant the ground-truth model (or take MODEL=path: an HF folder or a llama2.c .bin),
+#   2. capture a built-in prompt set (datasets/demo_prompts.txt) into demo-out/run.db,
+#   3. run every analysis pass (reports in the database and demo-out/*.json),
+#   4. print a short summary: top heads per detector and the sink findings.
 set -euo pipefail
 HS=bin/headscope
-S=${HS_SHARED:-../shared}
+OUT=demo-out
+rm -rf "$OUT"; mkdir -p "$OUT"
 if [ -z "${MODEL:-}" ]; then
-  if [ -f "$S/models/stories260K/stories260K.bin" ]; then MODEL=$S/models/stories260K/stories260K.bin
-  else MODEL=tests/fixtures/models/rand-llama-gqa; fi
+  $HS plant --out "$OUT/planted" >/dev/null
+  MODEL=$OUT/planted
+  echo "demo: planted the ground-truth model in $MODEL (see docs/planted.md)"
 fi
-mkdir -p demo-out
-echo "demo: model $MODEL"
-$HS info "$MODEL" | tee demo-out/info.json
-if $HS tokenize "$MODEL" "hello" >/dev/null 2>&1; then
-  echo "demo: greedy continuation:"
-  $HS generate "$MODEL" -n 48 --temp 0 | tee demo-out/generate.txt
-  $HS trace "$MODEL" --prompt "Once upon a time there was a little dog. Once upon a time" \
-     --hooks logits,hook_pattern,hook_z --out demo-out/trace.json
-else
-  $HS trace "$MODEL" --ids 1,2,3,4,5,6,7,8 --hooks logits,hook_pattern,hook_z --out demo-out/trace.json
-fi
-echo "demo: wrote demo-out/trace.json ($(du -h demo-out/trace.json | cut -f1)): logits, every head's pattern and hook_z"
+$HS capture "$MODEL" --prompts datasets/demo_prompts.txt --db "$OUT/run.db" --hooks hook_pattern --layers 0 --max-tokens 128 >/dev/null
+$HS analyze sinks --db "$OUT/run.db" --out "$OUT/sinks.json"
+$HS analyze detectors --db "$OUT/run.db" --out "$OUT/detectors.json"
+echo
+$HS summary --db "$OUT/run.db"
+echo
+echo "demo: wrote $OUT/run.db (SQLite: prompts, tokens, layer-0 patterns, per-head statistics, reports),"
+echo "      $OUT/sinks.json and $OUT/detectors.json"
