@@ -48,6 +48,15 @@ fail:
     return rc;
 }
 
+hs_status an_ctx_open_model(const char *model_path, an_ctx *c) {
+    memset(c, 0, sizeof *c);
+    c->t0 = an_now();
+    hs_status rc = rt_model_load(model_path, &c->m);
+    if (rc == HS_OK) rc = rt_model_sha256(c->m, c->sha256);
+    if (rc != HS_OK) an_ctx_close(c);
+    return rc;
+}
+
 cJSON *an_report_begin(const an_ctx *c, const char *pass, cJSON *params) {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddNumberToObject(r, "schema_version", AN_REPORT_SCHEMA_VERSION);
@@ -59,11 +68,13 @@ cJSON *an_report_begin(const an_ctx *c, const char *pass, cJSON *params) {
     cJSON_AddStringToObject(m, "sha256", c->sha256);
     cJSON_AddNumberToObject(m, "n_layers", c->m->cfg.n_layers);
     cJSON_AddNumberToObject(m, "n_heads", c->m->cfg.n_heads);
-    cJSON *run = cJSON_AddObjectToObject(r, "run");
-    cJSON_AddNumberToObject(run, "id", (double)c->run.id);
-    cJSON_AddStringToObject(run, "db", c->db_path);
-    cJSON_AddNumberToObject(run, "n_prompts", c->run.n_prompts);
-    cJSON_AddStringToObject(run, "status", c->run.status);
+    if (c->db) {
+        cJSON *run = cJSON_AddObjectToObject(r, "run");
+        cJSON_AddNumberToObject(run, "id", (double)c->run.id);
+        cJSON_AddStringToObject(run, "db", c->db_path);
+        cJSON_AddNumberToObject(run, "n_prompts", c->run.n_prompts);
+        cJSON_AddStringToObject(run, "status", c->run.status);
+    }
     cJSON_AddItemToObject(r, "params", params ? params : cJSON_CreateObject());
     return r;
 }
@@ -110,7 +121,8 @@ hs_status an_report_finish(an_ctx *c, cJSON *root, const char *out_path) {
     const cJSON *pass = cJSON_GetObjectItem(root, "pass"), *params = cJSON_GetObjectItem(root, "params");
     char *ptxt = cJSON_PrintUnformatted(params);
     int64_t id;
-    hs_status rc = store_report_put(c->db, c->run.id, pass->valuestring, ptxt, txt, &id);
+    hs_status rc = c->db ? store_report_put(c->db, c->run.id, pass->valuestring, ptxt, txt, &id) : HS_OK;
+    if (rc == HS_OK && !out_path && !c->db) { fputs(txt, stdout); fputc('\n', stdout); }
     if (rc == HS_OK && out_path) {
         size_t n = strlen(out_path) + 5;
         char *tmp = hs_xmalloc(n);

@@ -25,13 +25,16 @@ typedef struct {
  * its model (model_override replaces the stored path; the weights' sha256 must match the run's).
  * One error line and non-OK on failure; *ctx is then closed. */
 hs_status an_ctx_open(const char *db_path, int64_t run_id, const char *model_override, an_ctx *ctx);
+/* Weight-only passes (maps, svd, composition, spectra): load the model at model_path with no run
+ * and no database (ctx->db stays NULL); their reports go to --out or stdout. */
+hs_status an_ctx_open_model(const char *model_path, an_ctx *ctx);
 void an_ctx_close(an_ctx *ctx);
 
-/* The report skeleton: schema_version, headscope_version, pass, model, run, params (takes
- * ownership of params). The caller adds "heads", "summary" and pass-specific members. */
+/* The report skeleton: schema_version, headscope_version, pass, model, run (only when the context
+ * has one), params (takes ownership of params). The caller adds "heads", "summary" and pass-specific members. */
 cJSON *an_report_begin(const an_ctx *ctx, const char *pass, cJSON *params);
-/* Add timing, validate against docs/report.schema.json's rules (an_report_validate), store it in
- * the run's reports table and, when out_path is non-NULL, write it there atomically (tmp + rename).
+/* Add timing, store the report in the run's reports table (when the context has a run) and write
+ * it to out_path atomically (tmp + rename) — or to stdout when there is neither a run nor out_path.
  * Consumes root. */
 hs_status an_report_finish(an_ctx *ctx, cJSON *root, const char *out_path);
 

@@ -16,10 +16,24 @@ static void usage(void) {
            "             random sequences), self and positional heads, ranked\n"
            "             params: --seqs 16 --seq-len 32 --seed 0 --top 5\n"
            "  all        every pass above\n\n"
+           "Weight-only passes (no run needed; see 'headscope analyze PASS --help'):\n"
+           "  maps --model MODEL --relations FILE|DIR   MAPS relation scores and salient operations\n"
+           "  svd --model MODEL                         OV/QK singular values, ranks, top tokens\n"
+           "  composition --model MODEL                 Q/K/V-composition scores with a null baseline\n"
+           "  spectra --model MODEL                     Marchenko-Pastur fits per layer and per head\n\n"
            "--run picks a run (default: the latest); --model overrides the stored model path (same weights required).\n");
 }
 
+/* Passes that read only weights (no run): each file parses its own options. */
+static const struct { const char *name; int (*fn)(int, char **); } k_weight_passes[] = {
+    { "maps", cmd_analyze_maps }, { "svd", cmd_analyze_svd },
+    { "composition", cmd_analyze_composition }, { "spectra", cmd_analyze_spectra },
+};
+
 int cmd_analyze(int argc, char **argv) {
+    if (argc > 1)
+        for (size_t i = 0; i < sizeof k_weight_passes / sizeof *k_weight_passes; i++)
+            if (strcmp(argv[1], k_weight_passes[i].name) == 0) return k_weight_passes[i].fn(argc - 1, argv + 1);
     const char *pass = NULL, *db = NULL, *model = NULL, *out = NULL;
     long run = 0;
     an_sinks_params sp; an_sinks_defaults(&sp);
@@ -50,7 +64,7 @@ int cmd_analyze(int argc, char **argv) {
     if (!pass || !db) { hs_log_error("headscope", "analyze needs PASS and --db RUN.db — see 'headscope analyze --help'"); return CLI_BADINPUT; }
     bool all = strcmp(pass, "all") == 0;
     if (!all && strcmp(pass, "sinks") != 0 && strcmp(pass, "detectors") != 0) {
-        hs_log_error("headscope", "unknown pass '%s' — available: sinks, detectors, all", pass);
+        hs_log_error("headscope", "unknown pass '%s' — available: sinks, detectors, all, maps, svd, composition, spectra", pass);
         return CLI_BADINPUT;
     }
     if (all && out) { hs_log_error("headscope", "--out names one report; with 'all' the reports go into the database (read them with --out per pass)"); return CLI_BADINPUT; }
