@@ -8,7 +8,7 @@
 #   make deps       install Debian packages (scripts/install-deps.sh)
 SHELL := /bin/bash
 CC      ?= cc
-PKGS    := sqlite3 libcjson openblas lapacke libpcre2-8
+PKGS    := sqlite3 libcjson openblas lapacke libpcre2-8 sdl2 SDL2_ttf SDL2_image
 SAN     ?= 0
 BUILD   := build$(if $(filter 1,$(SAN)),-san,)
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -g
@@ -37,7 +37,7 @@ endif
 endif
 NVCCFLAGS := -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Iruntime -I.
 
-LIB_SRC := $(wildcard runtime/*.c probe/*.c store/*.c analysis/*.c datasets/*.c)
+LIB_SRC := $(wildcard runtime/*.c probe/*.c store/*.c analysis/*.c datasets/*.c viz/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -55,7 +55,7 @@ check-deps:
 	 if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc ($(NVCC))"; else echo "  ✗ nvcc (optional: CPU-only build)"; fi; \
 	 [ -z "$$missing" ] || { echo "make: missing packages — run 'make deps' (scripts/install-deps.sh)"; exit 2; }
 
-$(BUILD)/%.o: %.c $(wildcard runtime/*.h probe/*.h store/*.h analysis/*.h datasets/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h probe/*.h store/*.h analysis/*.h datasets/*.h viz/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

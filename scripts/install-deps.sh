@@ -4,7 +4,8 @@
 # warm machine pays nothing. CUDA is not installed here: nvcc is optional (see docs/gpu.md).
 set -euo pipefail
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libcjson-dev libopenblas-dev liblapacke-dev
-      libpcre2-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev clang libclang-rt-14-dev python3"
+      libpcre2-dev libsdl2-dev libsdl2-ttf-dev libsdl2-image-dev clang libclang-rt-14-dev python3
+      fonts-dejavu-core xvfb xdotool"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
