@@ -6,7 +6,6 @@
 #include "runtime/forward.h"
 #include "runtime/half.h"
 #include "runtime/model.h"
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -234,7 +233,6 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     bool run_started = false, db_failed = false;
     hs_status rc;
     uint8_t *seen = NULL;
-    int blas_threads = 0;
 
     if ((rc = store_open(o.db, false, &db)) != HS_OK) return rc;
     if (o.max_pages > 0) store_set_max_pages(db, o.max_pages);
@@ -311,11 +309,7 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     for (int i = 0; i < n_done; i++) if (done_idx[i] >= 0 && done_idx[i] < pr.n) skip[done_idx[i]] = true;
 
     if ((rc = store_writer_start(db, (size_t)64 << 20, &w)) != HS_OK) { db_failed = true; goto fail; }
-    /* Leave a core to the writer thread: OpenBLAS workers spin while the main thread reduces
-     * statistics, and on a small machine that spinning starves SQLite (measured: 2-core machine,
-     * capture time ratio ~2.0x with every core given to OpenBLAS, ~1.6x with one left free). */
-    blas_threads = openblas_get_num_threads();
-    if (blas_threads > 1) openblas_set_num_threads(blas_threads - 1);
+
     f = rt_forward_init(m);
     x.c = c; x.dtype = o.dtype;
     int B = o.batch;
@@ -397,7 +391,6 @@ fail:
      * write either, and a "running" run can still be resumed). */
     if (run_started && !db_failed && db) store_run_set_status(db, run, "failed");
 out:
-    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
     free(seen); free(x.sums); free(x.conv);
     free(done_idx); free(skip); free(spec);
     req_set_free(&rs);

@@ -27,10 +27,28 @@ typedef struct {                /* per-run view of the batch */
     const rt_hook_spec *spec;
 } batch_view;
 
+/* ------------------------------------------------------------------ BLAS threading */
+
+/* OpenBLAS threads pay only for large products. After every multi-threaded call its workers spin
+ * (sched_yield) for a while, stealing the cores from the single-threaded work between GEMMs
+ * (softmax, norms, statistics, the store's writer thread). Measured on the 2-core CI-class machine
+ * with tiny-llama (d=128) batches: 5.2 s with 2 threads vs 1.8 s with 1 under load. So each GEMM
+ * below ~64M multiply-adds runs single-threaded; larger ones use every thread the process may use
+ * (OPENBLAS_NUM_THREADS, or what the caller set before rt_forward_init). Process-wide state, as
+ * OpenBLAS's own thread count is. */
+enum { BLAS_PARALLEL_MACS = 1 << 26 };
+static int g_blas_max = 1, g_blas_cur = -1;
+
+static void blas_threads_for(size_t m, size_t n, size_t k) {
+    int want = m * n * k >= (size_t)BLAS_PARALLEL_MACS ? g_blas_max : 1;
+    if (want != g_blas_cur) { openblas_set_num_threads(want); g_blas_cur = want; }
+}
+
 /* ------------------------------------------------------------------ small kernels */
 
 /* y (N, n_out) = x (N, n_in) · Wᵀ + b, whichever layout the file stored W in. */
 static void linear(const rt_linear *L, const float *x, int N, float *y) {
+    blas_threads_for((size_t)N, (size_t)L->n_out, (size_t)L->n_in);
     if (L->in_major)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, L->n_out, L->n_in, 1.0f, x, L->n_in,
                     L->w, L->n_out, 0.0f, y, L->n_out);
@@ -189,6 +207,7 @@ static void attend_head(const rt_forward *f, const batch_view *bv, int l, int h,
         int nk = pos0 + i1;                               /* keys visible to the block's last query */
         int lo = (!full && W > 0 && pos0 + i0 - W + 1 > 0) ? pos0 + i0 - W + 1 : 0;
         int w = nk - lo;                                  /* row stride of S */
+        blas_threads_for((size_t)rows, (size_t)w, (size_t)HD);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, HD, scale, Q + (size_t)i0 * ldq, ldq,
                     K + (size_t)lo * ldk, ldk, 0.0f, S, w);
         for (int r = 0; r < rows; r++) {                  /* mask: keys after the query, or outside the window */
@@ -214,6 +233,7 @@ static void attend_head(const rt_forward *f, const batch_view *bv, int l, int h,
             for (int j = e; j < w; j++) row[j] = 0.0f;
         }
         if (full) fire(bv, RT_HOOK_PATTERN, l, h, s, pos0, T, w, S);
+        blas_threads_for((size_t)rows, (size_t)HD, (size_t)w);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HD, w, 1.0f, S, w, V + (size_t)lo * ldk, ldk,
                     0.0f, Z + (size_t)i0 * ldz, ldz);
     }
@@ -225,6 +245,7 @@ rt_forward *rt_forward_init(const rt_model *m) {
     rt_forward *f = hs_xcalloc(1, sizeof *f);
     f->m = m;
     hs_arena_init(&f->act, 1u << 20);
+    if (g_blas_cur < 0) g_blas_max = openblas_get_num_threads();   /* once: later we change it ourselves */
     int half = m->cfg.d_head / 2;
     f->rope_inv_freq = hs_xmalloc((size_t)(half ? half : 1) * sizeof(float));
     for (int i = 0; i < half; i++)   /* fp32, as HF computes inv_freq (and as llama2.c's run.c does) */
@@ -338,6 +359,7 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
         for (int h = 0; h < H; h++) {
             if (!wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
             const float *zh = b->z + (size_t)bv->off[s] * QD + (size_t)h * HD;
+            blas_threads_for((size_t)T, (size_t)D, (size_t)HD);
             if (L->o.in_major)    /* W_O stored (H*HD, D): rows h*HD.. are this head's */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, HD, 1.0f, zh, QD,
                             L->o.w + (size_t)h * HD * D, D, 0.0f, b->head, D);

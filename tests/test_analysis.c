@@ -3,7 +3,9 @@
  * 1. The planted-circuit model (datasets/plant.c): capture a prompt set, run `sinks` and
  *    `detectors`, and require the planted heads (planted.json) to rank first, by a clear margin.
  * 2. A shared model: every per-head sink score in the report equals a brute-force recomputation
- *    from the patterns (recorded through hooks, independent loops), detector "mul"/"abs" scores
+ *    from the patterns (recorded through hooks, independent loops; tolerance 1e-6 because the
+ *    capture ran prompts in batches of 8 and the brute force one at a time, and sgemm's blocking
+ *    differs with the batch size), detector "mul"/"abs" scores
  *    equal TransformerLens's formulas over explicit detection matrices, and the run aggregates in
  *    head_stats equal pooled brute-force means.
  * 3. Every report validates against docs/report.schema.json.
@@ -130,11 +132,11 @@ static void test_shared(const char *tmp) {
         const cJSON *m = cJSON_GetObjectItem(cJSON_GetArrayItem(heads, k), "metrics");
         worst = fmax(worst, fabs(cJSON_GetObjectItem(m, "alpha_0")->valuedouble - a0[k] / np));
     }
-    TL_CHECK(heads && worst <= 1e-9, "shared: every head's alpha_0 equals the brute force over %d prompts (max diff %.1e)", np, worst);
+    TL_CHECK(heads && worst <= 1e-6, "shared: every head's alpha_0 equals the brute force over %d prompts (max diff %.1e)", np, worst);
     store_stat *st; int nst;
     store_stats_get(ctx.db, run, -1, "prev_token", &st, &nst);
     for (int i = 0; i < nst; i++) worst_prev = fmax(worst_prev, fabs(st[i].value - prev_num[st[i].layer * H + st[i].head] / rows));
-    TL_CHECK(nst == L * H && worst_prev <= 1e-9, "shared: run aggregate prev_token in head_stats equals the pooled brute force (%d heads, max diff %.1e)", nst, worst_prev);
+    TL_CHECK(nst == L * H && worst_prev <= 1e-6, "shared: run aggregate prev_token in head_stats equals the pooled brute force (%d heads, max diff %.1e)", nst, worst_prev);
     free(st);
     /* detectors: TL formulas over explicit matrices on the same seeded sequences */
     int T; int **seqs = an_detectors_sequences(&dp, c, &T);
