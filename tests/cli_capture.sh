@@ -33,6 +33,12 @@ shape=$(q $tmp/txt.db "select shape, dtype, pos_begin, pos_end, head, length(dat
 ntok=$(q $tmp/txt.db "select n_tokens from prompts where idx=0")
 py 'import json,sys; s,d,b,e,h,n=sys.argv[1].split("|"); T=int(sys.argv[2]); assert json.loads(s)==[1,T] and d=="f32" and int(b)==T-1 and int(e)==T and h=="1" and int(n)==4*T, sys.argv[1]' "$shape" "$ntok" \
   && ok "--positions last --heads 1 --dtype f32: one (1, T) f32 pattern row of head 1 per prompt ($shape)" || bad "stored tensor shape" "$shape"
+# on a terminal the progress is a redrawn bar (script(1) gives the command a pseudo-terminal)
+if command -v script >/dev/null; then
+  script -qec "$HS capture $P --prompts $tmp/p.txt --db $tmp/tty.db >/dev/null" /dev/null > $tmp/tty.out 2>&1
+  grep -q $'\r' $tmp/tty.out && grep -qE 'capture: \[#+\] 3/3 prompts .* tok/s .* MB .*ETA' $tmp/tty.out \
+    && ok "progress on a TTY: a redrawn bar with rate, MB and ETA" || bad "progress bar on a TTY" "$(cat -v $tmp/tty.out | head -3)"
+else skp "progress bar on a TTY: script(1) missing"; fi
 printf '{"text": "xyz"}\n{"ids": [0, 5, 6, 7, 5, 6, 7]}\n' > $tmp/p.jsonl
 $HS capture $P --prompts $tmp/p.jsonl --db $tmp/jl.db --quiet >/dev/null 2>&1
 [ "$(q $tmp/jl.db "select count(*) from prompts")" = 2 ] && [ "$(q $tmp/jl.db "select group_concat(token_id) from (select token_id from tokens where prompt_idx=1 order by pos)")" = "0,5,6,7,5,6,7" ] \

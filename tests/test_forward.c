@@ -45,7 +45,7 @@ static double max_abs_d(const double *a, const double *b, size_t n) {
 /* Compare one prompt of one model against its reference record. */
 static void check_prompt(const char *name, rt_model *m, const cJSON *rec, int pi) {
     const rt_config *c = &m->cfg;
-    int T, L = c->n_layers, H = c->n_heads, HD = c->d_head, D = c->d_model, V = c->vocab_size;
+    int T = 0, L = c->n_layers, H = c->n_heads, HD = c->d_head, D = c->d_model, V = c->vocab_size;
     int *ids = fx_ints(rec, "ids", &T);
     rt_cache cache; rt_cache_init(&cache);
     rt_hook_req reqs[] = {
@@ -62,7 +62,7 @@ static void check_prompt(const char *name, rt_model *m, const cJSON *rec, int pi
     TL_CHECK(st == HS_OK, "%s p%d: forward runs (T=%d)", name, pi, T);
     if (st != HS_OK) goto out;
 
-    size_t n;
+    size_t n = 0;
     double *ref = fx_array(rec, "logprobs", &n);
     int rows, cols;
     const float *lg = rt_cache_get(&cache, "logits", -1, 0, &rows, &cols);
@@ -146,7 +146,7 @@ out:
 
 /* Both prompts in one ragged batch must give each prompt's own last-position logits. */
 static void check_batch(const char *name, rt_model *m, const cJSON *prompts) {
-    int V = m->cfg.vocab_size, n0, n1;
+    int V = m->cfg.vocab_size, n0 = 0, n1 = 0;
     int *a = fx_ints(cJSON_GetArrayItem(prompts, 0), "ids", &n0), *b = fx_ints(cJSON_GetArrayItem(prompts, 1), "ids", &n1);
     rt_forward *f = rt_forward_init(m);
     float *single = hs_xmalloc(2 * (size_t)V * sizeof(float)), *both = hs_xmalloc(2 * (size_t)V * sizeof(float));
