@@ -11,7 +11,10 @@ CC      ?= cc
 PKGS    := sqlite3 libcjson openblas lapacke libpcre2-8 sdl2 SDL2_ttf SDL2_image
 SAN     ?= 0
 BUILD   := build$(if $(filter 1,$(SAN)),-san,)
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -g
+# -fno-trapping-math / -fno-math-errno change no computed value (only FP exception flags and errno),
+# but let GCC if-convert and vectorise the softmax's exp loop (runtime/fastmath.h).
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -g \
+               -fno-trapping-math -fno-math-errno
 ifeq ($(SAN),1)
   OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN := -fsanitize=address,undefined

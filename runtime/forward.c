@@ -5,6 +5,7 @@
  * Layout: packed batch, x is (N, D) with N = Σ T_s; q and z are (N, H*HD); k and v (N, KV*HD).
  */
 #include "forward.h"
+#include "fastmath.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -92,7 +93,7 @@ static float gelu_tanh(float x) {
     return (float)(0.5 * xd * (1.0 + tanh(k * (xd + 0.044715 * xd * xd * xd))));
 }
 static float gelu_exact(float x) { return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951))); }
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+static float silu(float x) { return x / (1.0f + expf(-x)); }   /* scalar: F per token, not T^2 */
 
 /* cos/sin of every (position, frequency) the run needs: (Tk_max, HD/2) each, computed once per run
  * rather than once per layer. The angle is formed in fp32 exactly as HF's rotary embedding does
@@ -191,6 +192,28 @@ static void fire_heads(const batch_view *bv, rt_hook_point p, int l, float *buf,
 
 /* ------------------------------------------------------------------ attention */
 
+/* Max and sum of a row in 8 independent lanes: without -ffast-math the compiler may not reorder a
+ * float reduction, so one accumulator would keep these loops scalar. The lane order is fixed, so
+ * results are deterministic. */
+static float row_max(const float *x, int n) {
+    float m[8] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) m[k] = x[j + k] > m[k] ? x[j + k] : m[k];
+    for (; j < n; j++) m[0] = x[j] > m[0] ? x[j] : m[0];
+    for (int k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
+static float row_sum(const float *x, int n) {
+    float s[8] = { 0 };
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) s[k] += x[j + k];
+    for (; j < n; j++) s[0] += x[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 /* Causal (optionally sliding-window) attention of query head h of sequence s.
  *   Q (T, ldq) this head's rotated queries; K, V (Tk, ldk) keys/values of positions 0..Tk-1
  *   Z (T, ldz) output rows; S scratch of at least QBLOCK×Tk floats, or T×Tk when `full`.
@@ -220,13 +243,13 @@ static void attend_head(const rt_forward *f, const batch_view *bv, int l, int h,
         if (full) fire(bv, RT_HOOK_ATTN_SCORES, l, h, s, pos0, T, w, S);
         for (int r = 0; r < rows; r++) {
             /* Only keys [first, p] can be non-zero; a scores hook may have edited the row, so the
-             * max is taken over that whole range. expf (not exp) keeps this loop vectorisable: it is
-             * the O(T^2) part of the forward, and float exp is accurate to 1 ulp here. */
+             * max is taken over that whole range. hs_expf_neg (fastmath.h) keeps this O(T^2) loop
+             * vectorised; it is within 2 ulp of expf, and maps -inf (a masked score) to 0. */
             int p = pos0 + i0 + r, a = (W > 0 && p - W + 1 > lo ? p - W + 1 : lo) - lo, e = p + 1 - lo;
             float *row = S + (size_t)r * w;
-            float mx = -INFINITY, sum = 0.0f;
-            for (int j = a; j < e; j++) mx = row[j] > mx ? row[j] : mx;
-            for (int j = a; j < e; j++) { float x = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx); row[j] = x; sum += x; }
+            float mx = row_max(row + a, e - a);
+            for (int j = a; j < e; j++) row[j] = hs_expf_neg(row[j] - mx);
+            float sum = row_sum(row + a, e - a);
             float inv = sum > 0 ? 1.0f / sum : 0.0f;
             for (int j = 0; j < a; j++) row[j] = 0.0f;
             for (int j = a; j < e; j++) row[j] *= inv;
