@@ -35,12 +35,12 @@ ifneq ($(CU_SRC),)
   CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
   CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.o)
   CFLAGS += -DHS_HAVE_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 endif
 NVCCFLAGS := -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Iruntime -I.
 
-LIB_SRC := $(wildcard runtime/*.c probe/*.c store/*.c analysis/*.c datasets/*.c viz/*.c)
+LIB_SRC := $(wildcard runtime/*.c runtime/cuda/*.c probe/*.c probe/cuda/*.c store/*.c analysis/*.c datasets/*.c viz/*.c)
 CLI_SRC := $(wildcard cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -58,11 +58,11 @@ check-deps:
 	 if [ -n "$(NVCC)" ]; then echo "  ✓ nvcc ($(NVCC))"; else echo "  ✗ nvcc (optional: CPU-only build)"; fi; \
 	 [ -z "$$missing" ] || { echo "make: missing packages — run 'make deps' (scripts/install-deps.sh)"; exit 2; }
 
-$(BUILD)/%.o: %.c $(wildcard runtime/*.h probe/*.h store/*.h analysis/*.h datasets/*.h viz/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard runtime/*.h runtime/cuda/*.h probe/*.h probe/cuda/*.h store/*.h analysis/*.h datasets/*.h viz/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu $(wildcard runtime/*.h runtime/cuda/*.h)
+$(BUILD)/%.o: %.cu $(wildcard runtime/*.h runtime/cuda/*.h probe/*.h probe/cuda/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

@@ -2,6 +2,7 @@
  * KV cache; sampling follows llama2.c's run.c so seeded runs reproduce. */
 #include "cli.h"
 #include "runtime/forward.h"
+#include "runtime/gpu.h"
 #include "runtime/sample.h"
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,13 @@ static void usage(void) {
            "  --top-p P      nucleus sampling threshold (default 0.9)\n"
            "  --seed S       RNG seed (default: time)\n"
            "  --ids          print the generated ids as a JSON array instead of text\n"
-           "  --n-ctx N      override the context length of a RoPE model (beyond training = extrapolation)\n");
+           "  --n-ctx N      override the context length of a RoPE model (beyond training = extrapolation)\n"
+           "  --device D     cpu (default), cuda or cuda:N: run the model on a GPU (KV cache on the device)\n"
+           "  --dtype T      with --device cuda: bf16 (default) or f32 (matches the CPU to ~1e-6)\n");
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *path = NULL, *prompt = NULL, *tokp = NULL;
+    const char *path = NULL, *prompt = NULL, *tokp = NULL, *device_arg = "cpu", *dtype_arg = NULL;
     long n_new = 64, seed = (long)time(NULL), n_ctx = 0;
     double temp = 1.0, top_p = 0.9;
     bool print_ids = false;
@@ -32,6 +35,8 @@ int cmd_generate(int argc, char **argv) {
         if (strcmp(a, "--ids") == 0) print_ids = true;
         else if (strcmp(a, "--prompt") == 0) { if (!(prompt = cli_value(argc, argv, &i, "generate"))) return CLI_BADINPUT; }
         else if (strcmp(a, "--tokenizer") == 0) { if (!(tokp = cli_value(argc, argv, &i, "generate"))) return CLI_BADINPUT; }
+        else if (strcmp(a, "--device") == 0) { if (!(device_arg = cli_value(argc, argv, &i, "generate"))) return CLI_BADINPUT; }
+        else if (strcmp(a, "--dtype") == 0) { if (!(dtype_arg = cli_value(argc, argv, &i, "generate"))) return CLI_BADINPUT; }
         else if (strcmp(a, "-n") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_int(v, "-n", 0, 1 << 24, &n_new)) return CLI_BADINPUT; }
         else if (strcmp(a, "--n-ctx") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_int(v, "--n-ctx", 1, 1 << 24, &n_ctx)) return CLI_BADINPUT; }
         else if (strcmp(a, "--seed") == 0) { if (!(v = cli_value(argc, argv, &i, "generate")) || !cli_parse_int(v, "--seed", 0, 0x7fffffffL, &seed)) return CLI_BADINPUT; }
@@ -42,6 +47,17 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!path) { hs_log_error("headscope", "generate needs MODEL — usage: headscope generate MODEL [--prompt TEXT]"); return CLI_BADINPUT; }
 
+    bool cuda = false;
+    int device = 0;
+    rt_gpu_dtype gdt = RT_GPU_BF16;
+    if (rt_gpu_parse_device(device_arg, &cuda, &device) != HS_OK) return CLI_BADINPUT;
+    if (dtype_arg && rt_gpu_parse_dtype(dtype_arg, &gdt) != HS_OK) return CLI_BADINPUT;
+    if (!cuda && dtype_arg && gdt != RT_GPU_F32) {
+        hs_log_error("headscope", "--dtype %s needs --device cuda (the CPU runtime computes in fp32)", dtype_arg);
+        return CLI_BADINPUT;
+    }
+    if (cuda && rt_gpu_device_check(device, NULL) != HS_OK) return CLI_BADINPUT;
+
     rt_model *m; rt_tokenizer *tok;
     if (!cli_load(path, tokp, true, &m, &tok)) return CLI_BADINPUT;
     if (!cli_set_n_ctx(m, n_ctx)) { rt_tokenizer_free(tok); rt_model_free(m); return CLI_BADINPUT; }
@@ -50,6 +66,8 @@ int cmd_generate(int argc, char **argv) {
     float *logits = NULL;
     rt_forward *f = NULL;
     rt_kv_cache cache = {0};
+    rt_gpu *gpu = NULL;
+    rt_gpu_kv *gkv = NULL;
     rt_sampler smp = {0};
     int bos = rt_tokenizer_bos_id(tok) >= 0 ? rt_tokenizer_bos_id(tok) : c->bos_id;
     int eos = rt_tokenizer_eos_id(tok) >= 0 ? rt_tokenizer_eos_id(tok) : c->eos_id;
@@ -70,18 +88,27 @@ int cmd_generate(int argc, char **argv) {
     }
     int total = n_prompt + (int)n_new > c->n_ctx ? c->n_ctx : n_prompt + (int)n_new;
     ids = hs_xrealloc(ids, (size_t)(total + 1) * sizeof *ids);
-    f = rt_forward_init(m);
-    rt_kv_cache_init(&cache, c, total);
+    if (cuda) {
+        rt_gpu_opts go;
+        rt_gpu_opts_default(&go);
+        go.dtype = gdt; go.device = device;
+        if (rt_gpu_init(m, &go, &gpu) != HS_OK || rt_gpu_kv_init(gpu, total, &gkv) != HS_OK) goto done;
+    } else {
+        f = rt_forward_init(m);
+        rt_kv_cache_init(&cache, c, total);
+    }
     logits = hs_xmalloc((size_t)c->vocab_size * sizeof *logits);
     rt_sampler_init(&smp, c->vocab_size, (float)temp, (float)top_p, (uint64_t)seed);
     rt_seq sq = { ids, n_prompt, &cache };
+    rt_gpu_seq gsq = { ids, n_prompt, gkv };
     int n = n_prompt;
     while (n < total) {
-        if (rt_forward_run(f, &sq, 1, NULL, logits) != HS_OK) goto done;
+        if (cuda ? rt_gpu_forward_run(gpu, &gsq, 1, NULL, logits) != HS_OK : rt_forward_run(f, &sq, 1, NULL, logits) != HS_OK) goto done;
         int next = rt_sample(&smp, logits);
         if (next == eos || (m->cfg.format == RT_FORMAT_LLAMA2C && next == bos)) break;
         ids[n++] = next;
         sq.ids = ids + n - 1; sq.n = 1;
+        gsq.ids = ids + n - 1; gsq.n = 1;
     }
     if (print_ids) {
         putchar('[');
@@ -106,6 +133,8 @@ done:
     free(logits);
     free(ids);
     rt_forward_free(f);
+    rt_gpu_kv_free(gkv);
+    rt_gpu_free(gpu);
     rt_tokenizer_free(tok);
     rt_model_free(m);
     return rc;

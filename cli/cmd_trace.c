@@ -6,6 +6,7 @@
  * The file is written to FILE.tmp and renamed, so a failed run never leaves half a file. */
 #include "cli.h"
 #include "runtime/forward.h"
+#include "runtime/gpu.h"
 #include "runtime/intervene.h"
 #include <errno.h>
 #include <math.h>
@@ -19,7 +20,10 @@ static void usage(void) {
            "                 to every selected layer, full names (blocks.2.attn.hook_z) to one layer\n"
            "  --layers SPEC  layers for bare per-layer hooks, e.g. 0-2,5 (default all)\n"
            "  --heads SPEC   query heads for per-head hooks (default all; k/v hooks always give every KV head)\n"
-           "  --n-ctx N      override the context length of a RoPE model (beyond training = extrapolation)\n\n"
+           "  --n-ctx N      override the context length of a RoPE model (beyond training = extrapolation)\n"
+           "  --device D     cpu (default), cuda or cuda:N: run the forward pass on a GPU\n"
+           "  --dtype T      with --device cuda: bf16 (default: bf16 GEMMs, fp32 accumulation, norms and\n"
+           "                 softmax) or f32 (fp32 GEMMs without TF32: matches the CPU to ~1e-6)\n\n"
            "Hooks: %s\n", rt_hook_all_names());
 }
 
@@ -108,6 +112,7 @@ static void write_shape(FILE *out, const rt_config *c, rt_hook_point p, int laye
 int cmd_trace(int argc, char **argv) {
     const char *path = NULL, *prompt = NULL, *ids_arg = NULL, *outp = NULL, *tokp = NULL, *nctx_arg = NULL;
     const char *hooks_arg = "logits,hook_pattern", *layers_arg = "all", *heads_arg = "all";
+    const char *device_arg = "cpu", *dtype_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
@@ -120,6 +125,8 @@ int cmd_trace(int argc, char **argv) {
         else if (strcmp(a, "--heads") == 0) dst = &heads_arg;
         else if (strcmp(a, "--tokenizer") == 0) dst = &tokp;
         else if (strcmp(a, "--n-ctx") == 0) dst = &nctx_arg;
+        else if (strcmp(a, "--device") == 0) dst = &device_arg;
+        else if (strcmp(a, "--dtype") == 0) dst = &dtype_arg;
         else if (a[0] == '-' || path) return cli_unknown("trace", a);
         else { path = a; continue; }
         if (!(*dst = cli_value(argc, argv, &i, "trace"))) return CLI_BADINPUT;
@@ -128,6 +135,16 @@ int cmd_trace(int argc, char **argv) {
         hs_log_error("headscope", "trace needs MODEL, exactly one of --prompt/--ids, and --out — see 'headscope trace --help'");
         return CLI_BADINPUT;
     }
+    bool cuda = false;
+    int device = 0;
+    rt_gpu_dtype gdt = RT_GPU_BF16;
+    if (rt_gpu_parse_device(device_arg, &cuda, &device) != HS_OK) return CLI_BADINPUT;
+    if (dtype_arg && rt_gpu_parse_dtype(dtype_arg, &gdt) != HS_OK) return CLI_BADINPUT;
+    if (!cuda && dtype_arg && gdt != RT_GPU_F32) {
+        hs_log_error("headscope", "--dtype %s needs --device cuda (the CPU runtime computes in fp32)", dtype_arg);
+        return CLI_BADINPUT;
+    }
+    if (cuda && rt_gpu_device_check(device, NULL) != HS_OK) return CLI_BADINPUT;
     rt_model *m; rt_tokenizer *tok = NULL;
     long n_ctx = 0;
     if (nctx_arg && !cli_parse_int(nctx_arg, "--n-ctx", 1, 1 << 24, &n_ctx)) return CLI_BADINPUT;
@@ -138,6 +155,7 @@ int cmd_trace(int argc, char **argv) {
     wanted_hook *wh = NULL; int n_wh = 0;
     rt_hook_req *reqs = NULL;
     rt_forward *f = NULL;
+    rt_gpu *gpu = NULL;
     rt_cache cache; rt_cache_init(&cache);
     char *tmp = NULL;
     FILE *out = NULL;
@@ -182,10 +200,18 @@ int cmd_trace(int argc, char **argv) {
         if (rt_hook_point_is_head(r->point) && !is_kv_point(r->point)) { r->heads = heads; r->n_heads = n_heads; }
         r->fn = rt_cache_record; r->user = &cache;
     }
-    f = rt_forward_init(m);
-    rt_seq sq = { ids, n_ids, NULL };
     rt_hook_spec spec = { reqs, n_wh };
-    if (rt_forward_run(f, &sq, 1, &spec, NULL) != HS_OK) goto done;
+    if (cuda) {
+        rt_gpu_opts go;
+        rt_gpu_opts_default(&go);
+        go.dtype = gdt; go.device = device;
+        rt_gpu_seq gsq = { ids, n_ids, NULL };
+        if (rt_gpu_init(m, &go, &gpu) != HS_OK || rt_gpu_forward_run(gpu, &gsq, 1, &spec, NULL) != HS_OK) goto done;
+    } else {
+        f = rt_forward_init(m);
+        rt_seq sq = { ids, n_ids, NULL };
+        if (rt_forward_run(f, &sq, 1, &spec, NULL) != HS_OK) goto done;
+    }
 
     size_t plen = strlen(outp);
     tmp = hs_xmalloc(plen + 5);
@@ -233,6 +259,7 @@ done:
     free(tmp); free(ids); free(layers); free(heads); free(wh); free(reqs);
     rt_cache_free(&cache);
     rt_forward_free(f);
+    rt_gpu_free(gpu);
     rt_tokenizer_free(tok);
     rt_model_free(m);
     return rc;

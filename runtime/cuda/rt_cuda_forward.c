@@ -1,0 +1,894 @@
+/* rt_cuda_forward.c — the GPU forward pass (runtime/gpu.h): weights upload, the batch, the layer
+ * loop and hook dispatch, written once over the ops table of rt_cuda_ops.h.
+ *
+ * It mirrors forward.c step for step — same packed (N = ΣT, D) layout, same hook events in the
+ * same order, same input checks and error lines — so that the CUDA table reproduces the CPU
+ * runtime and the CPU-reference table (opts.emulate) can prove the orchestration on machines
+ * without a GPU. Plain C, compiled in every build; only the CUDA table needs nvcc.
+ *
+ * Memory: the weights live in one device allocation (fp32, or matrices converted once to bf16;
+ * norms, biases and learned positions stay fp32). Activations live in one device block sized per
+ * run and kept (grown, never shrunk) across runs, so a decode loop allocates nothing. Hooks copy
+ * the tensor to a host staging buffer, fire, and copy it back.
+ * bf16 mode: weight matrices are bf16; every GEMM input is split just before its GEMM into a bf16
+ * hi + lo pair (see gemm_in) — or, opts.bf16_single_pass, rounded to bf16 once; GEMM outputs, the
+ * residual stream and everything else are fp32.
+ */
+#include "rt_cuda_ops.h"
+#include "runtime/arena.h"
+#include "runtime/half.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const void *w;      /* (n_out, n_in) or, in_major, (n_in, n_out); fp32 or bf16 (g->wt) */
+    const float *b;     /* (n_out) or NULL */
+    int n_in, n_out;
+    bool in_major;
+} dlinear;
+
+typedef struct { const float *w, *b; } dnorm;   /* (D), (D) or NULL */
+
+typedef struct {
+    dnorm ln1, ln2;
+    dlinear qkv, q, k, v, o, gate, up, down;
+} dlayer;
+
+struct rt_gpu {
+    const rt_model *m;
+    const rt_cuda_ops *ops;
+    rt_cuda_ctx *ctx;
+    rt_gpu_dtype dtype;
+    rt_cuda_dtype wt;           /* dtype of the weight matrices and GEMM inputs */
+    bool split;                 /* bf16: activations enter GEMMs as a hi + lo bf16 pair (see gemm_in) */
+    size_t wsz;                 /* bytes per weight element */
+    void *wblock; size_t wbytes;
+    const void *tok_embed;      /* (V, D) wt */
+    const float *pos_embed;     /* (n_ctx, D) gpt2, else NULL */
+    dlayer *layers;             /* host array (L) of device pointers */
+    dnorm ln_final;
+    dlinear lm_head;
+    float *inv_freq;            /* host (HD/2) */
+    float *rope_cos, *rope_sin; /* device (rope_n, HD/2) */
+    int rope_n;
+    void *act; size_t act_cap, act_peak;
+    float *stage; size_t stage_cap;   /* host staging (floats) for hook round trips and logits */
+    hs_arena host;              /* per-run host arrays */
+    rt_gpu_attn_fn attn_fn; void *attn_user;
+};
+
+struct rt_gpu_kv {
+    rt_gpu *g;
+    float *k, *v;               /* device (L, cap, KV*HD) each */
+    int cap, len;
+};
+
+typedef struct {                /* per-run view of the batch (host) */
+    const rt_gpu_seq *seqs;
+    int n_seqs;
+    int *off, *pos0;            /* (n_seqs) */
+    int N, T_max, Tk_max;
+    const rt_hook_spec *spec;
+} batch_view;
+
+typedef struct {                /* the run's device buffers, carved from g->act */
+    float *x, *xn, *qkv, *q, *k, *v, *z, *zm, *ao, *hid, *gate, *lse, *S, *head, *zeros, *lg, *lgin;
+    uint16_t *xg, *xg_lo;       /* bf16 GEMM-input scratch: hi and (split mode) lo parts */
+    int *ids, *pos, *rows;      /* (N), (N), (R) */
+    rt_cuda_seq *seqs;          /* (L, n_seqs) attention descriptors, one row per layer */
+    float *scratch;             /* host (T_max, max(HD, D)) per-head gather scratch */
+} run_bufs;
+
+/* ------------------------------------------------------------------ small helpers */
+
+static size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
+static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
+
+/* Element `i` of a weight matrix of dtype g->wt. */
+static const void *welem(const rt_gpu *g, const void *base, size_t i) { return (const char *)base + i * g->wsz; }
+
+static float *stage(rt_gpu *g, size_t n) {
+    if (n > g->stage_cap) {
+        free(g->stage);
+        g->stage = hs_xmalloc(n * sizeof(float));
+        g->stage_cap = n;
+    }
+    return g->stage;
+}
+
+static hs_status download(rt_gpu *g, void *dst, const void *src, size_t bytes, const char *where) {
+    g->ops->download(g->ctx, dst, src, bytes);
+    return g->ops->check(g->ctx, where);
+}
+
+/* ------------------------------------------------------------------ hook dispatch (as forward.c) */
+
+static bool req_has_layer(const rt_hook_req *r, int l) {
+    if (!r->layers || r->n_layers == 0 || l < 0) return true;
+    for (int i = 0; i < r->n_layers; i++) if (r->layers[i] == l) return true;
+    return false;
+}
+static bool req_has_head(const rt_hook_req *r, int h) {
+    if (!r->heads || r->n_heads == 0 || h < 0) return true;
+    for (int i = 0; i < r->n_heads; i++) if (r->heads[i] == h) return true;
+    return false;
+}
+static bool wants(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
+    if (!s) return false;
+    for (int i = 0; i < s->n; i++)
+        if (s->reqs[i].point == p && req_has_layer(&s->reqs[i], l) && req_has_head(&s->reqs[i], h)) return true;
+    return false;
+}
+
+static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols, float *data) {
+    const rt_hook_spec *s = bv->spec;
+    if (!s) return;
+    char name[96];
+    bool named = false;
+    for (int i = 0; i < s->n; i++) {
+        const rt_hook_req *r = &s->reqs[i];
+        if (r->point != p || !req_has_layer(r, l) || !req_has_head(r, h)) continue;
+        if (!named) { rt_hook_format_name(p, l, name, sizeof name); named = true; }
+        int b = r->pos_begin < 0 ? rows + r->pos_begin : r->pos_begin;
+        int e = r->pos_end <= 0 ? rows + r->pos_end : r->pos_end;
+        if (b < 0) b = 0;
+        if (e > rows) e = rows;
+        if (b > e) b = e;
+        rt_hook_event ev = { p, name, l, h, seq, pos0, rows, cols, b, e, data };
+        r->fn(&ev, r->user);
+    }
+}
+
+/* Whole-layer hook over a device (N, cols) buffer: copy out, one event per sequence, copy back. */
+static hs_status fire_rows(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, float *dbuf, int cols) {
+    if (!wants(bv->spec, p, l, -1)) return HS_OK;
+    size_t n = (size_t)bv->N * cols;
+    float *h = stage(g, n);
+    char where[96];
+    rt_hook_format_name(p, l, where, sizeof where);
+    hs_status st = download(g, h, dbuf, n * sizeof(float), where);
+    if (st != HS_OK) return st;
+    for (int s = 0; s < bv->n_seqs; s++)
+        fire(bv, p, l, -1, s, bv->pos0[s], bv->seqs[s].n, cols, h + (size_t)bv->off[s] * cols);
+    g->ops->upload(g->ctx, dbuf, h, n * sizeof(float));
+    return HS_OK;
+}
+
+/* Per-head hook on a device (N, nh*HD) buffer: copy out, gather each wanted head of each sequence
+ * into a contiguous (T, HD) scratch, fire, scatter back, copy back. */
+static hs_status fire_heads(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, float *dbuf, int nh, int HD,
+                            float *scratch) {
+    if (!wants(bv->spec, p, l, -1)) return HS_OK;
+    size_t n = (size_t)bv->N * nh * HD;
+    float *hb = stage(g, n);
+    char where[96];
+    rt_hook_format_name(p, l, where, sizeof where);
+    hs_status st = download(g, hb, dbuf, n * sizeof(float), where);
+    if (st != HS_OK) return st;
+    for (int s = 0; s < bv->n_seqs; s++) {
+        int T = bv->seqs[s].n;
+        for (int h = 0; h < nh; h++) {
+            if (!wants(bv->spec, p, l, h)) continue;
+            float *base = hb + (size_t)bv->off[s] * nh * HD + (size_t)h * HD;
+            for (int t = 0; t < T; t++) memcpy(scratch + (size_t)t * HD, base + (size_t)t * nh * HD, (size_t)HD * sizeof(float));
+            fire(bv, p, l, h, s, bv->pos0[s], T, HD, scratch);
+            for (int t = 0; t < T; t++) memcpy(base + (size_t)t * nh * HD, scratch + (size_t)t * HD, (size_t)HD * sizeof(float));
+        }
+    }
+    g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));
+    return HS_OK;
+}
+
+/* A device (rows, cols) tensor through the hooks of one (point, layer, head, sequence). */
+static hs_status fire_one(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, int h, int s, float *dbuf, int rows,
+                          int cols) {
+    size_t n = (size_t)rows * cols;
+    float *hb = stage(g, n);
+    char where[96];
+    rt_hook_format_name(p, l, where, sizeof where);
+    hs_status st = download(g, hb, dbuf, n * sizeof(float), where);
+    if (st != HS_OK) return st;
+    fire(bv, p, l, h, s, bv->pos0[s], rows, cols, hb);
+    g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));
+    return HS_OK;
+}
+
+/* ------------------------------------------------------------------ device, dtype, options */
+
+void rt_gpu_opts_default(rt_gpu_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->dtype = RT_GPU_BF16;
+}
+
+const char *rt_gpu_dtype_name(rt_gpu_dtype dt) { return dt == RT_GPU_F32 ? "f32" : "bf16"; }
+
+hs_status rt_gpu_parse_dtype(const char *s, rt_gpu_dtype *dt) {
+    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0) { *dt = RT_GPU_F32; return HS_OK; }
+    if (strcmp(s, "bf16") == 0) { *dt = RT_GPU_BF16; return HS_OK; }
+    hs_log_error("headscope", "--dtype '%s' must be f32 or bf16", s);
+    return HS_EBADINPUT;
+}
+
+hs_status rt_gpu_parse_device(const char *s, bool *cuda, int *device) {
+    if (strcmp(s, "cpu") == 0) { *cuda = false; *device = 0; return HS_OK; }
+    if (strcmp(s, "cuda") == 0) { *cuda = true; *device = 0; return HS_OK; }
+    if (strncmp(s, "cuda:", 5) == 0) {
+        char *end;
+        long v = strtol(s + 5, &end, 10);
+        if (end != s + 5 && *end == '\0' && v >= 0 && v < 1024) { *cuda = true; *device = (int)v; return HS_OK; }
+    }
+    hs_log_error("headscope", "--device '%s' must be cpu, cuda or cuda:N", s);
+    return HS_EBADINPUT;
+}
+
+hs_status rt_gpu_device_check(int device, rt_gpu_device_info *info) {
+    rt_gpu_device_info tmp;
+    return rt_cuda_device_probe(device, info ? info : &tmp);
+}
+
+/* ------------------------------------------------------------------ weights */
+
+typedef struct {                /* two passes over the weights: measure (base NULL), then place and upload */
+    rt_gpu *g;
+    char *base;
+    size_t off;
+    void *conv;                 /* host conversion buffer */
+    size_t conv_cap;            /* bytes */
+    bool round_bf16;            /* f32 storage of bf16-rounded matrices (opts.f32_bf16_weights) */
+} wplace;
+
+static const void *wput_raw(wplace *p, const void *src, size_t bytes) {
+    size_t at = p->off;
+    p->off += align256(bytes);
+    if (!p->base) return NULL;
+    p->g->ops->upload(p->g->ctx, p->base + at, src, bytes);
+    return p->base + at;
+}
+static const float *wput_f32(wplace *p, const float *src, size_t n) {
+    return src ? wput_raw(p, src, n * sizeof(float)) : NULL;
+}
+/* A weight matrix in g->wt: fp32 as is, bf16 rounded to nearest even once, here. */
+static const void *wput_mat(wplace *p, const float *src, size_t n) {
+    if (p->g->wt == RT_CUDA_F32 && !p->round_bf16) return wput_f32(p, src, n);
+    size_t es = p->g->wt == RT_CUDA_F32 ? sizeof(float) : sizeof(uint16_t);
+    if (!p->base) { p->off += align256(n * es); return NULL; }
+    if (n * es > p->conv_cap) { free(p->conv); p->conv = hs_xmalloc(n * es); p->conv_cap = n * es; }
+    if (p->g->wt == RT_CUDA_BF16)
+        for (size_t i = 0; i < n; i++) ((uint16_t *)p->conv)[i] = rt_f32_to_bf16(src[i]);
+    else   /* f32_bf16_weights: the bf16 value, widened back */
+        for (size_t i = 0; i < n; i++) ((float *)p->conv)[i] = rt_cuda_bf16_to_f32(rt_f32_to_bf16(src[i]));
+    return wput_raw(p, p->conv, n * es);
+}
+static dlinear wput_linear(wplace *p, const rt_linear *L) {
+    dlinear d = { NULL, NULL, L->n_in, L->n_out, L->in_major };
+    if (!L->w) return d;
+    d.w = wput_mat(p, L->w, (size_t)L->n_in * L->n_out);
+    d.b = wput_f32(p, L->b, (size_t)L->n_out);
+    return d;
+}
+static dnorm wput_norm(wplace *p, const rt_norm *nm, int D) {
+    dnorm d;
+    d.w = wput_f32(p, nm->w, (size_t)D);
+    d.b = wput_f32(p, nm->b, (size_t)D);
+    return d;
+}
+
+static void place_weights(wplace *p) {
+    rt_gpu *g = p->g;
+    const rt_model *m = g->m;
+    const rt_config *c = &m->cfg;
+    size_t D = (size_t)c->d_model;
+    g->tok_embed = wput_mat(p, m->tok_embed, (size_t)c->vocab_size * D);
+    g->pos_embed = m->pos_embed ? wput_f32(p, m->pos_embed, (size_t)c->n_ctx * D) : NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        const rt_layer *L = &m->layers[l];
+        dlayer *d = &g->layers[l];
+        d->ln1 = wput_norm(p, &L->ln1, c->d_model);
+        d->ln2 = wput_norm(p, &L->ln2, c->d_model);
+        d->qkv = wput_linear(p, &L->qkv);
+        d->q = wput_linear(p, &L->q);
+        d->k = wput_linear(p, &L->k);
+        d->v = wput_linear(p, &L->v);
+        d->o = wput_linear(p, &L->o);
+        d->gate = wput_linear(p, &L->gate);
+        d->up = wput_linear(p, &L->up);
+        d->down = wput_linear(p, &L->down);
+    }
+    g->ln_final = wput_norm(p, &m->ln_final, c->d_model);
+    if (m->lm_head.w == m->tok_embed && !m->lm_head.in_major) {   /* tied: share the table */
+        g->lm_head = (dlinear){ g->tok_embed, wput_f32(p, m->lm_head.b, (size_t)m->lm_head.n_out), m->lm_head.n_in,
+                                m->lm_head.n_out, false };
+    } else {
+        g->lm_head = wput_linear(p, &m->lm_head);
+    }
+}
+
+static hs_status check_model(const rt_model *m) {
+    const rt_config *c = &m->cfg;
+    if (c->d_head <= 0 || c->d_head > RT_CUDA_MAX_HD) {
+        hs_log_error("cuda", "head_dim %d is outside the GPU attention kernel's 1..%d (%s) — use --device cpu",
+                     c->d_head, RT_CUDA_MAX_HD, m->path ? m->path : "model");
+        return HS_EUNSUPPORTED;
+    }
+    if (c->arch == RT_ARCH_LLAMA && c->d_head % 2) {
+        hs_log_error("cuda", "head_dim %d is odd, RoPE needs pairs (%s) — use --device cpu", c->d_head, m->path ? m->path : "model");
+        return HS_EUNSUPPORTED;
+    }
+    if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads) {
+        hs_log_error("cuda", "n_heads %d is not a multiple of n_kv_heads %d (%s)", c->n_heads, c->n_kv_heads, m->path ? m->path : "model");
+        return HS_EUNSUPPORTED;
+    }
+    if (c->arch == RT_ARCH_GPT2 && c->n_heads * c->d_head != c->d_model) {
+        hs_log_error("cuda", "gpt2 model with n_heads*head_dim != d_model (%s) — use --device cpu", m->path ? m->path : "model");
+        return HS_EUNSUPPORTED;
+    }
+    return HS_OK;
+}
+
+hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
+    *out = NULL;
+    rt_gpu_opts def;
+    if (!o) { rt_gpu_opts_default(&def); o = &def; }
+    const rt_cuda_ops *ops = o->emulate ? rt_cuda_ops_host() : rt_cuda_ops_device();
+    if (!o->emulate) {
+        rt_gpu_device_info info;
+        hs_status st = rt_cuda_device_probe(o->device, &info);
+        if (st != HS_OK) return st;
+        HS_ASSERT(ops != NULL);
+    }
+    hs_status st = check_model(m);
+    if (st != HS_OK) return st;
+
+    rt_gpu *g = hs_xcalloc(1, sizeof *g);
+    g->m = m;
+    g->ops = ops;
+    g->dtype = o->dtype;
+    g->wt = o->dtype == RT_GPU_F32 ? RT_CUDA_F32 : RT_CUDA_BF16;
+    g->wsz = g->wt == RT_CUDA_F32 ? sizeof(float) : sizeof(uint16_t);
+    g->split = g->wt == RT_CUDA_BF16 && !o->bf16_single_pass;
+    hs_arena_init(&g->host, 1u << 16);
+    st = ops->ctx_init(o->device, o->dtype == RT_GPU_F32, &g->ctx);
+    if (st != HS_OK) { g->ctx = NULL; rt_gpu_free(g); return st; }
+
+    const rt_config *c = &m->cfg;
+    g->layers = hs_xcalloc((size_t)c->n_layers, sizeof *g->layers);
+    wplace p = { g, NULL, 0, NULL, 0, o->dtype == RT_GPU_F32 && o->f32_bf16_weights };
+    place_weights(&p);                                   /* measure */
+    size_t need = p.off, fr = 0, tot = 0;
+    ops->mem_info(g->ctx, &fr, &tot);
+    if (tot && need > fr) {
+        hs_log_error("cuda", "the model needs %.1f MiB of GPU memory for its %s weights but only %.1f of %.1f MiB are free (%s) — "
+                     "use --dtype bf16, free the GPU, or use --device cpu", mib(need), rt_gpu_dtype_name(g->dtype), mib(fr),
+                     mib(tot), m->path ? m->path : "model");
+        rt_gpu_free(g);
+        return HS_EIO;
+    }
+    g->wblock = ops->alloc(g->ctx, need ? need : 1);
+    if (!g->wblock) {
+        hs_log_error("cuda", "out of GPU memory allocating %.1f MiB for the %s weights (%.1f of %.1f MiB free) — "
+                     "use --dtype bf16, free the GPU, or use --device cpu", mib(need), rt_gpu_dtype_name(g->dtype), mib(fr), mib(tot));
+        rt_gpu_free(g);
+        return HS_EIO;
+    }
+    g->wbytes = need;
+    p.base = g->wblock; p.off = 0;
+    place_weights(&p);                                   /* place and upload */
+    free(p.conv);
+    HS_ASSERT(p.off == need);
+
+    int half = c->d_head / 2;
+    g->inv_freq = hs_xmalloc((size_t)(half ? half : 1) * sizeof(float));
+    for (int i = 0; i < half; i++)   /* fp32, exactly as forward.c (and HF) compute inv_freq */
+        g->inv_freq[i] = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->d_head);
+    st = ops->check(g->ctx, "uploading the weights");
+    if (st != HS_OK) { rt_gpu_free(g); return st; }
+    *out = g;
+    return HS_OK;
+}
+
+void rt_gpu_free(rt_gpu *g) {
+    if (!g) return;
+    if (g->ctx) {
+        if (g->wblock) g->ops->free(g->ctx, g->wblock);
+        if (g->act) g->ops->free(g->ctx, g->act);
+        if (g->rope_cos) g->ops->free(g->ctx, g->rope_cos);
+        if (g->rope_sin) g->ops->free(g->ctx, g->rope_sin);
+        g->ops->ctx_free(g->ctx);
+    }
+    free(g->layers);
+    free(g->inv_freq);
+    free(g->stage);
+    hs_arena_free(&g->host);
+    free(g);
+}
+
+size_t rt_gpu_device_bytes(const rt_gpu *g) {
+    size_t rope = (size_t)g->rope_n * (g->m->cfg.d_head / 2) * 2 * sizeof(float);
+    return g->wbytes + g->act_cap + rope;
+}
+size_t rt_gpu_peak_act_bytes(const rt_gpu *g) { return g->act_peak; }
+const char *rt_gpu_backend_name(const rt_gpu *g) { return g->ops->name; }
+bool rt_gpu_emulated(const rt_gpu *g) { return !g->ops->on_device; }
+
+void rt_gpu_set_attn_hook(rt_gpu *g, rt_gpu_attn_fn fn, void *user) { g->attn_fn = fn; g->attn_user = user; }
+
+void *rt_gpu_mem_alloc(rt_gpu *g, size_t bytes, const char *what) {
+    void *p = g->ops->alloc(g->ctx, bytes ? bytes : 1);
+    if (!p) {
+        size_t fr = 0, tot = 0;
+        g->ops->mem_info(g->ctx, &fr, &tot);
+        hs_log_error("cuda", "out of GPU memory allocating %.1f MiB for %s (%.1f of %.1f MiB free) — use a smaller batch",
+                     mib(bytes), what, mib(fr), mib(tot));
+    }
+    return p;
+}
+void rt_gpu_mem_free(rt_gpu *g, void *p) { if (p) g->ops->free(g->ctx, p); }
+void rt_gpu_mem_upload(rt_gpu *g, void *dst, const void *src, size_t bytes) { g->ops->upload(g->ctx, dst, src, bytes); }
+hs_status rt_gpu_mem_download(rt_gpu *g, void *dst, const void *src, size_t bytes) {
+    return download(g, dst, src, bytes, "copying results to the host");
+}
+void rt_gpu_mem_zero(rt_gpu *g, void *dst, size_t bytes) { g->ops->zero(g->ctx, dst, bytes); }
+void rt_gpu_note_error(rt_gpu *g, const char *what, const char *err) { g->ops->note_error(g->ctx, what, err); }
+
+/* ------------------------------------------------------------------ KV cache */
+
+hs_status rt_gpu_kv_init(rt_gpu *g, int cap, rt_gpu_kv **out) {
+    const rt_config *c = &g->m->cfg;
+    *out = NULL;
+    HS_ASSERT(cap > 0);
+    size_t n = (size_t)c->n_layers * (size_t)cap * (size_t)c->n_kv_heads * (size_t)c->d_head;
+    rt_gpu_kv *kv = hs_xcalloc(1, sizeof *kv);
+    kv->g = g; kv->cap = cap;
+    kv->k = rt_gpu_mem_alloc(g, n * sizeof(float), "the KV cache");
+    kv->v = kv->k ? rt_gpu_mem_alloc(g, n * sizeof(float), "the KV cache") : NULL;
+    if (!kv->v) { rt_gpu_kv_free(kv); return HS_EIO; }
+    g->ops->zero(g->ctx, kv->k, n * sizeof(float));
+    g->ops->zero(g->ctx, kv->v, n * sizeof(float));
+    *out = kv;
+    return HS_OK;
+}
+
+void rt_gpu_kv_free(rt_gpu_kv *c) {
+    if (!c) return;
+    rt_gpu_mem_free(c->g, c->k);
+    rt_gpu_mem_free(c->g, c->v);
+    free(c);
+}
+
+int rt_gpu_kv_len(const rt_gpu_kv *c) { return c->len; }
+
+/* ------------------------------------------------------------------ the run */
+
+static hs_status check_batch(const rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs) {
+    const rt_config *c = &g->m->cfg;
+    for (int s = 0; s < n_seqs; s++) {
+        const rt_gpu_seq *q = &seqs[s];
+        int pos0 = q->cache ? q->cache->len : 0;
+        if (q->n < 1) { hs_log_error("forward", "sequence %d is empty — give at least one token", s); return HS_EBADINPUT; }
+        if ((int64_t)pos0 + q->n > c->n_ctx) {
+            hs_log_error("forward", "sequence %d needs %d positions but the model's context is n_ctx=%d — shorten the prompt",
+                         s, pos0 + q->n, c->n_ctx);
+            return HS_EBADINPUT;
+        }
+        if (q->cache && pos0 + q->n > q->cache->cap) {
+            hs_log_error("forward", "sequence %d overflows its KV cache (%d positions) — allocate a larger cache", s, q->cache->cap);
+            return HS_EBADINPUT;
+        }
+        if (q->cache && q->cache->g != g) {
+            hs_log_error("forward", "sequence %d's KV cache belongs to another GPU context — allocate it with this one", s);
+            return HS_EBADINPUT;
+        }
+        for (int i = 0; i < q->n; i++)
+            if (q->ids[i] < 0 || q->ids[i] >= c->vocab_size) {
+                hs_log_error("forward", "token id %d at position %d of sequence %d is outside the vocabulary 0..%d",
+                             q->ids[i], i, s, c->vocab_size - 1);
+                return HS_EBADINPUT;
+            }
+    }
+    return HS_OK;
+}
+
+/* cos/sin tables for positions 0..n-1, grown on demand (forward.c's formula: fp32 angle, double cos/sin). */
+static hs_status rope_ensure(rt_gpu *g, int n) {
+    if (n <= g->rope_n) return HS_OK;
+    int half = g->m->cfg.d_head / 2;
+    int want = n < 256 ? 256 : (n + 255) / 256 * 256;
+    size_t cnt = (size_t)want * half;
+    float *cs = hs_xmalloc(cnt * sizeof(float)), *sn = hs_xmalloc(cnt * sizeof(float));
+    for (int p = 0; p < want; p++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)p * g->inv_freq[i];
+            cs[(size_t)p * half + i] = (float)cos((double)ang);
+            sn[(size_t)p * half + i] = (float)sin((double)ang);
+        }
+    rt_gpu_mem_free(g, g->rope_cos); rt_gpu_mem_free(g, g->rope_sin);
+    g->rope_cos = rt_gpu_mem_alloc(g, cnt * sizeof(float), "the RoPE tables");
+    g->rope_sin = g->rope_cos ? rt_gpu_mem_alloc(g, cnt * sizeof(float), "the RoPE tables") : NULL;
+    hs_status st = HS_OK;
+    if (!g->rope_sin) {
+        rt_gpu_mem_free(g, g->rope_cos);
+        g->rope_cos = NULL; g->rope_n = 0; st = HS_EIO;
+    } else {
+        g->ops->upload(g->ctx, g->rope_cos, cs, cnt * sizeof(float));
+        g->ops->upload(g->ctx, g->rope_sin, sn, cnt * sizeof(float));
+        g->rope_n = want;
+    }
+    free(cs); free(sn);
+    return st;
+}
+
+typedef struct {                /* what a run needs, for sizing the activation block */
+    int N, T_max, Tk_max, R, n_seqs;
+    bool any_full, any_result;
+} run_shape;
+
+/* Carve the buffers out of `base` (NULL: only measure). Returns the bytes needed. */
+static size_t carve(const rt_gpu *g, const run_shape *rs, char *base, run_bufs *b) {
+    const rt_config *c = &g->m->cfg;
+    size_t N = (size_t)rs->N, D = (size_t)c->d_model, QD = (size_t)c->n_heads * c->d_head;
+    size_t KD = (size_t)c->n_kv_heads * c->d_head, F = (size_t)c->d_mlp, H = (size_t)c->n_heads;
+    size_t off = 0;
+#define TAKE(ptr, count, type) do { size_t n_ = (size_t)(count); \
+        if (base) { b->ptr = n_ ? (type *)(void *)(base + off) : NULL; } \
+        off += align256(n_ * sizeof(type)); } while (0)
+    TAKE(x, N * D, float);
+    TAKE(xn, N * D, float);
+    TAKE(qkv, c->arch == RT_ARCH_GPT2 ? N * 3 * D : 0, float);
+    TAKE(q, N * QD, float);
+    TAKE(k, N * KD, float);
+    TAKE(v, N * KD, float);
+    TAKE(z, N * QD, float);
+    TAKE(zm, rs->any_result ? N * QD : 0, float);
+    TAKE(ao, N * D, float);
+    TAKE(hid, N * F, float);
+    TAKE(gate, c->arch == RT_ARCH_LLAMA ? N * F : 0, float);
+    TAKE(lse, N * H, float);
+    TAKE(S, rs->any_full ? (size_t)rs->T_max * rs->Tk_max : 0, float);
+    TAKE(head, rs->any_result ? (size_t)rs->T_max * D : 0, float);
+    TAKE(zeros, rs->any_result ? (size_t)c->d_head : 0, float);
+    TAKE(lg, (size_t)rs->R * c->vocab_size, float);
+    TAKE(lgin, (size_t)rs->R * D, float);
+    size_t gin = D > QD ? D : QD;
+    if (F > gin) gin = F;
+    TAKE(xg, g->wt == RT_CUDA_BF16 ? N * gin : 0, uint16_t);
+    TAKE(xg_lo, g->split ? N * gin : 0, uint16_t);
+    TAKE(ids, N, int);
+    TAKE(pos, N, int);
+    TAKE(rows, rs->R, int);
+    TAKE(seqs, (size_t)c->n_layers * rs->n_seqs, rt_cuda_seq);
+#undef TAKE
+    return off;
+}
+
+/* A GEMM input: fp32 (lo NULL), bf16 (lo NULL), or bf16 hi + lo with x ≈ hi + lo.
+ * Why the pair: rounding every activation to bf16 (8 significant bits) before its GEMM costs the
+ * trained test models 5e-2..8e-2 in log-softmax on top of the weights' own rounding — over the
+ * issue's bound on its own. With x = hi + lo (lo = bf16(x − hi), 16 significant bits together)
+ * and W·x = W·hi + W·lo, two bf16 tensor-core GEMMs with fp32 accumulation leave ~1e-4: the bf16
+ * mode's error is then the weight quantisation alone. Costs a second GEMM per linear layer;
+ * opts.bf16_single_pass turns it off. */
+typedef struct { const void *hi, *lo; } gin;
+
+static gin gemm_in(rt_gpu *g, const run_bufs *b, const float *x, size_t n) {
+    gin r = { x, NULL };
+    if (g->wt == RT_CUDA_F32) return r;
+    if (g->split) {
+        g->ops->to_bf16_split(g->ctx, b->xg, b->xg_lo, x, n);
+        r.hi = b->xg; r.lo = b->xg_lo;
+    } else {
+        g->ops->to_bf16(g->ctx, b->xg, x, n);
+        r.hi = b->xg;
+    }
+    return r;
+}
+/* The same input advanced by `elems` elements (a column block of a wider matrix). */
+static gin gin_at(const rt_gpu *g, gin x, size_t elems) {
+    size_t es = g->wt == RT_CUDA_F32 ? sizeof(float) : sizeof(uint16_t);
+    gin r = { (const char *)x.hi + elems * es, x.lo ? (const char *)x.lo + elems * es : NULL };
+    return r;
+}
+
+/* C (M, N) = x (M, K; ldx) · op(W) with W of dtype g->wt (ldw, transposed when trans_w), summing
+ * the hi and lo GEMMs of a split input. */
+static void gemm_w(rt_gpu *g, gin x, int ldx, bool trans_w, int M, int N, int K, const void *W, int ldw, float *C, int ldc) {
+    g->ops->gemm(g->ctx, false, trans_w, M, N, K, 1.0f, x.hi, ldx, W, ldw, g->wt, 0.0f, C, ldc);
+    if (x.lo) g->ops->gemm(g->ctx, false, trans_w, M, N, K, 1.0f, x.lo, ldx, W, ldw, g->wt, 1.0f, C, ldc);
+}
+
+/* y (rows, n_out) = x (rows, n_in; ldx) · Wᵀ + b, whichever layout W has. */
+static void linear(rt_gpu *g, const dlinear *L, gin x, int ldx, int rows, float *y) {
+    if (L->in_major) gemm_w(g, x, ldx, false, rows, L->n_out, L->n_in, L->w, L->n_out, y, L->n_out);
+    else gemm_w(g, x, ldx, true, rows, L->n_out, L->n_in, L->w, L->n_in, y, L->n_out);
+    if (L->b) g->ops->add_bias(g->ctx, y, L->b, rows, L->n_out);
+}
+
+/* Keys/values of sequence s in layer l: the cache (after this run's append) or the packed buffers. */
+static const float *seq_k(const rt_gpu *g, const batch_view *bv, const run_bufs *b, int l, int s, bool v) {
+    const rt_config *c = &g->m->cfg;
+    size_t KD = (size_t)c->n_kv_heads * c->d_head;
+    const rt_gpu_kv *kv = bv->seqs[s].cache;
+    if (kv) return (v ? kv->v : kv->k) + (size_t)l * kv->cap * KD;
+    return (v ? b->v : b->k) + (size_t)bv->off[s] * KD;
+}
+
+#define TRY(expr) do { hs_status st_ = (expr); if (st_ != HS_OK) return st_; } while (0)
+
+static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) {
+    const rt_cuda_ops *ops = g->ops;
+    rt_cuda_ctx *cx = g->ctx;
+    const rt_config *c = &g->m->cfg;
+    const dlayer *L = &g->layers[l];
+    int N = bv->N, D = c->d_model, H = c->n_heads, KV = c->n_kv_heads, HD = c->d_head;
+    int QD = H * HD, KD = KV * HD;
+
+    gin xin = gemm_in(g, b, b->xn, (size_t)N * D);
+    if (L->qkv.w) {                                   /* gpt2: one Conv1D, then split q|k|v */
+        linear(g, &L->qkv, xin, D, N, b->qkv);
+        ops->copy2d(cx, b->q, QD, b->qkv, 3 * D, N, D);
+        ops->copy2d(cx, b->k, KD, b->qkv + D, 3 * D, N, D);
+        ops->copy2d(cx, b->v, KD, b->qkv + 2 * D, 3 * D, N, D);
+    } else {
+        linear(g, &L->q, xin, D, N, b->q);
+        linear(g, &L->k, xin, D, N, b->k);
+        linear(g, &L->v, xin, D, N, b->v);
+    }
+    TRY(fire_heads(g, bv, RT_HOOK_Q, l, b->q, H, HD, b->scratch));
+    TRY(fire_heads(g, bv, RT_HOOK_K, l, b->k, KV, HD, b->scratch));
+    TRY(fire_heads(g, bv, RT_HOOK_V, l, b->v, KV, HD, b->scratch));
+    if (c->arch == RT_ARCH_LLAMA) {
+        ops->rope(cx, b->q, QD, N, H, HD, b->pos, g->rope_cos, g->rope_sin, c->rope_interleaved);
+        ops->rope(cx, b->k, KD, N, KV, HD, b->pos, g->rope_cos, g->rope_sin, c->rope_interleaved);
+        TRY(fire_heads(g, bv, RT_HOOK_ROT_Q, l, b->q, H, HD, b->scratch));
+        TRY(fire_heads(g, bv, RT_HOOK_ROT_K, l, b->k, KV, HD, b->scratch));
+    }
+    for (int s = 0; s < bv->n_seqs; s++) {            /* append to the caches */
+        rt_gpu_kv *kv = bv->seqs[s].cache;
+        if (!kv) continue;
+        size_t at = (size_t)l * kv->cap * KD + (size_t)bv->pos0[s] * KD;
+        ops->copy2d(cx, kv->k + at, KD, b->k + (size_t)bv->off[s] * KD, KD, bv->seqs[s].n, KD);
+        ops->copy2d(cx, kv->v + at, KD, b->v + (size_t)bv->off[s] * KD, KD, bv->seqs[s].n, KD);
+    }
+
+    float scale = (float)(1.0 / sqrt((double)HD));
+    ops->attention(cx, b->z, QD, b->lse, H, b->q, QD, b->seqs + (size_t)l * bv->n_seqs, bv->n_seqs, bv->T_max, H, KV, HD,
+                   c->sliding_window, scale);
+    if (g->attn_fn)
+        for (int s = 0; s < bv->n_seqs; s++) {
+            rt_gpu_attn_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.layer = l; ev.seq = s; ev.T = bv->seqs[s].n; ev.pos0 = bv->pos0[s];
+            ev.n_heads = H; ev.n_kv_heads = KV; ev.d_head = HD; ev.window = c->sliding_window; ev.scale = scale;
+            ev.q = b->q + (size_t)bv->off[s] * QD; ev.ldq = QD;
+            ev.k = seq_k(g, bv, b, l, s, false); ev.ldk = KD;
+            ev.lse = b->lse + (size_t)bv->off[s] * H; ev.ldlse = H;
+            ev.stream = ops->stream(cx); ev.emulated = !ops->on_device;
+            g->attn_fn(&ev, g->attn_user);
+        }
+
+    /* Heads whose scores or pattern are hooked: the full (T, Tk) matrix, one head at a time, as
+     * forward.c builds it; z of the head is recomputed from the (possibly edited) pattern. */
+    for (int s = 0; s < bv->n_seqs; s++) {
+        int T = bv->seqs[s].n, pos0 = bv->pos0[s], Tk = pos0 + T;
+        for (int h = 0; h < H; h++) {
+            bool sc = wants(bv->spec, RT_HOOK_ATTN_SCORES, l, h), pt = wants(bv->spec, RT_HOOK_PATTERN, l, h);
+            if (!sc && !pt) continue;
+            int gi = h / (H / KV);
+            const float *Qh = b->q + (size_t)bv->off[s] * QD + (size_t)h * HD;
+            const float *Kg = seq_k(g, bv, b, l, s, false) + (size_t)gi * HD, *Vg = seq_k(g, bv, b, l, s, true) + (size_t)gi * HD;
+            ops->gemm(cx, false, true, T, Tk, HD, scale, Qh, QD, Kg, KD, RT_CUDA_F32, 0.0f, b->S, Tk);
+            ops->mask_scores(cx, b->S, T, Tk, pos0, c->sliding_window);
+            if (sc) TRY(fire_one(g, bv, RT_HOOK_ATTN_SCORES, l, h, s, b->S, T, Tk));
+            ops->softmax_rows(cx, b->S, T, Tk, pos0, c->sliding_window);
+            if (pt) TRY(fire_one(g, bv, RT_HOOK_PATTERN, l, h, s, b->S, T, Tk));
+            ops->gemm(cx, false, false, T, HD, Tk, 1.0f, b->S, Tk, Vg, KD, RT_CUDA_F32, 0.0f,
+                      b->z + (size_t)bv->off[s] * QD + (size_t)h * HD, QD);
+        }
+    }
+    TRY(fire_heads(g, bv, RT_HOOK_Z, l, b->z, H, HD, b->scratch));
+
+    if (!wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
+        linear(g, &L->o, gemm_in(g, b, b->z, (size_t)N * QD), QD, N, b->ao);
+        return HS_OK;
+    }
+    /* hook_result, as forward.c: hooked heads are projected one by one (and may be edited); the
+     * rest go through one GEMM with the hooked heads' z zeroed. */
+    ops->copy2d(cx, b->zm, QD, b->z, QD, N, QD);
+    for (int h = 0; h < H; h++)
+        if (wants(bv->spec, RT_HOOK_RESULT, l, h)) ops->copy2d(cx, b->zm + (size_t)h * HD, QD, b->zeros, 0, N, HD);
+    linear(g, &L->o, gemm_in(g, b, b->zm, (size_t)N * QD), QD, N, b->ao);
+    gin zin = gemm_in(g, b, b->z, (size_t)N * QD);
+    for (int s = 0; s < bv->n_seqs; s++) {
+        int T = bv->seqs[s].n;
+        for (int h = 0; h < H; h++) {
+            if (!wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
+            gin zh = gin_at(g, zin, (size_t)bv->off[s] * QD + (size_t)h * HD);
+            if (L->o.in_major)    /* W_O stored (H*HD, D): rows h*HD.. are this head's */
+                gemm_w(g, zh, QD, false, T, D, HD, welem(g, L->o.w, (size_t)h * HD * D), D, b->head, D);
+            else                  /* W_O stored (D, H*HD): columns h*HD.. are this head's */
+                gemm_w(g, zh, QD, true, T, D, HD, welem(g, L->o.w, (size_t)h * HD), QD, b->head, D);
+            TRY(fire_one(g, bv, RT_HOOK_RESULT, l, h, s, b->head, T, D));
+            ops->add(cx, b->ao + (size_t)bv->off[s] * D, b->head, (size_t)T * D);
+        }
+    }
+    return HS_OK;
+}
+
+static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) {
+    const rt_cuda_ops *ops = g->ops;
+    const rt_config *c = &g->m->cfg;
+    const dlayer *L = &g->layers[l];
+    int N = bv->N, D = c->d_model, F = c->d_mlp;
+    size_t NF = (size_t)N * F;
+    gin xin = gemm_in(g, b, b->xn, (size_t)N * D);
+    if (c->arch == RT_ARCH_GPT2) {
+        linear(g, &L->up, xin, D, N, b->hid);
+        TRY(fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->hid, F));
+        ops->gelu(g->ctx, b->hid, NF, c->act == RT_ACT_GELU_EXACT);
+    } else {
+        linear(g, &L->gate, xin, D, N, b->gate);
+        TRY(fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->gate, F));
+        linear(g, &L->up, xin, D, N, b->hid);
+        ops->swiglu(g->ctx, b->hid, b->gate, NF);
+    }
+    TRY(fire_rows(g, bv, RT_HOOK_MLP_POST, l, b->hid, F));
+    linear(g, &L->down, gemm_in(g, b, b->hid, NF), F, N, b->ao);
+    return HS_OK;
+}
+
+/* Logits, as forward.c: rows requested by a logits hook (and each sequence's last row) go through
+ * lm_head in one GEMM; hooks fire on the host copy, and last_logits is taken after them. */
+static hs_status logits_stage(rt_gpu *g, const batch_view *bv, run_bufs *b, const int *lb, int R, float *last_logits) {
+    if (R == 0) return HS_OK;
+    const rt_config *c = &g->m->cfg;
+    int V = c->vocab_size, D = c->d_model;
+    g->ops->gather_rows(g->ctx, b->lgin, b->xn, RT_CUDA_F32, b->rows, R, D);
+    linear(g, &g->lm_head, gemm_in(g, b, b->lgin, (size_t)R * D), D, R, b->lg);
+    float *h = stage(g, (size_t)R * V);
+    TRY(download(g, h, b->lg, (size_t)R * V * sizeof(float), "logits"));
+    bool hooked = wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
+    int at = 0;
+    for (int s = 0; s < bv->n_seqs; s++) {
+        if (lb[s] < 0) continue;
+        int T = bv->seqs[s].n, bb = lb[s], e = T;
+        float *buf = h + (size_t)at * V;
+        at += e - bb;
+        if (hooked) {
+            const rt_hook_spec *sp = bv->spec;
+            char name[16] = "logits";
+            for (int i = 0; i < sp->n; i++) {
+                const rt_hook_req *r = &sp->reqs[i];
+                if (r->point != RT_HOOK_LOGITS) continue;
+                int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
+                int re = r->pos_end <= 0 ? T + r->pos_end : r->pos_end;
+                if (rb < bb) rb = bb;
+                if (re > T) re = T;
+                if (re < rb) re = rb;
+                rt_hook_event ev = { RT_HOOK_LOGITS, name, -1, -1, s, bv->pos0[s] + bb, e - bb, V, rb - bb, re - bb, buf };
+                r->fn(&ev, r->user);
+            }
+        }
+        if (last_logits) memcpy(last_logits + (size_t)s * V, buf + (size_t)(e - 1 - bb) * V, (size_t)V * sizeof(float));
+    }
+    return HS_OK;
+}
+
+static hs_status run_layers(rt_gpu *g, const batch_view *bv, run_bufs *b, const int *lb, int R, float *last_logits) {
+    const rt_cuda_ops *ops = g->ops;
+    rt_cuda_ctx *cx = g->ctx;
+    const rt_config *c = &g->m->cfg;
+    int N = bv->N, D = c->d_model;
+    size_t ND = (size_t)N * D;
+
+    /* embeddings: hook_embed and hook_pos_embed see their parts before they are summed */
+    ops->gather_rows(cx, b->x, g->tok_embed, g->wt, b->ids, N, D);
+    TRY(fire_rows(g, bv, RT_HOOK_EMBED, -1, b->x, D));
+    if (g->pos_embed) {
+        ops->gather_rows(cx, b->ao, g->pos_embed, RT_CUDA_F32, b->pos, N, D);
+        TRY(fire_rows(g, bv, RT_HOOK_POS_EMBED, -1, b->ao, D));
+        ops->add(cx, b->x, b->ao, ND);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const dlayer *L = &g->layers[l];
+        bool rms = c->norm == RT_NORM_RMS;
+        TRY(fire_rows(g, bv, RT_HOOK_RESID_PRE, l, b->x, D));
+        ops->norm(cx, b->xn, b->x, L->ln1.w, L->ln1.b, N, D, rms, c->norm_eps);
+        TRY(fire_rows(g, bv, RT_HOOK_LN1_NORMALIZED, l, b->xn, D));
+        TRY(attention_block(g, bv, l, b));
+        TRY(fire_rows(g, bv, RT_HOOK_ATTN_OUT, l, b->ao, D));
+        ops->add(cx, b->x, b->ao, ND);
+        TRY(fire_rows(g, bv, RT_HOOK_RESID_MID, l, b->x, D));
+        ops->norm(cx, b->xn, b->x, L->ln2.w, L->ln2.b, N, D, rms, c->norm_eps);
+        TRY(fire_rows(g, bv, RT_HOOK_LN2_NORMALIZED, l, b->xn, D));
+        TRY(mlp_block(g, bv, l, b));
+        TRY(fire_rows(g, bv, RT_HOOK_MLP_OUT, l, b->ao, D));
+        ops->add(cx, b->x, b->ao, ND);
+        TRY(fire_rows(g, bv, RT_HOOK_RESID_POST, l, b->x, D));
+    }
+    ops->norm(cx, b->xn, b->x, g->ln_final.w, g->ln_final.b, N, D, c->norm == RT_NORM_RMS, c->norm_eps);
+    TRY(fire_rows(g, bv, RT_HOOK_LN_FINAL, -1, b->xn, D));
+    TRY(logits_stage(g, bv, b, lb, R, last_logits));
+    return ops->check(cx, "the forward pass");
+}
+
+hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, const rt_hook_spec *spec, float *last_logits) {
+    const rt_config *c = &g->m->cfg;
+    hs_status st = check_batch(g, seqs, n_seqs);
+    if (st != HS_OK) return st;
+    hs_arena_reset(&g->host);
+
+    batch_view bv = { seqs, n_seqs, NULL, NULL, 0, 0, 0, spec };
+    bv.off = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
+    bv.pos0 = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
+    for (int s = 0; s < n_seqs; s++) {
+        bv.off[s] = bv.N;
+        bv.pos0[s] = seqs[s].cache ? seqs[s].cache->len : 0;
+        bv.N += seqs[s].n;
+        if (seqs[s].n > bv.T_max) bv.T_max = seqs[s].n;
+        if (bv.pos0[s] + seqs[s].n > bv.Tk_max) bv.Tk_max = bv.pos0[s] + seqs[s].n;
+    }
+    /* logits rows: each sequence's last row, and earlier rows a logits hook asks for */
+    bool hooked = wants(spec, RT_HOOK_LOGITS, -1, -1);
+    int *lb = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int)), R = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        int T = seqs[s].n, bb = T - 1;
+        if (hooked)
+            for (int i = 0; i < spec->n; i++) {
+                const rt_hook_req *r = &spec->reqs[i];
+                if (r->point != RT_HOOK_LOGITS) continue;
+                int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
+                if (rb < 0) rb = 0;
+                if (rb < bb) bb = rb;
+            }
+        lb[s] = (hooked || last_logits) ? bb : -1;
+        if (lb[s] >= 0) R += T - bb;
+    }
+
+    run_shape rs = { bv.N, bv.T_max, bv.Tk_max, R, n_seqs,
+                     wants(spec, RT_HOOK_PATTERN, -1, -1) || wants(spec, RT_HOOK_ATTN_SCORES, -1, -1),
+                     wants(spec, RT_HOOK_RESULT, -1, -1) };
+    run_bufs b;
+    memset(&b, 0, sizeof b);
+    size_t need = carve(g, &rs, NULL, &b);
+    if (need > g->act_cap) {
+        rt_gpu_mem_free(g, g->act);
+        g->act_cap = 0;
+        g->act = rt_gpu_mem_alloc(g, need, "the forward activations");
+        if (!g->act) return HS_EIO;
+        g->act_cap = need;
+    }
+    if (need > g->act_peak) g->act_peak = need;
+    carve(g, &rs, g->act, &b);
+    int D = c->d_model, HD = c->d_head;
+    b.scratch = hs_arena_alloc(&g->host, (size_t)bv.T_max * (size_t)(D > HD ? D : HD) * sizeof(float));
+    if (c->arch == RT_ARCH_LLAMA && rope_ensure(g, bv.Tk_max) != HS_OK) return HS_EIO;
+
+    /* per-run uploads: packed ids and positions, logits rows, attention descriptors per layer */
+    int *hid = hs_arena_alloc(&g->host, (size_t)bv.N * sizeof(int)), *hpos = hs_arena_alloc(&g->host, (size_t)bv.N * sizeof(int));
+    int *hrows = hs_arena_alloc(&g->host, (size_t)(R ? R : 1) * sizeof(int));
+    for (int s = 0, r = 0; s < n_seqs; s++) {
+        for (int i = 0; i < seqs[s].n; i++) { hid[bv.off[s] + i] = seqs[s].ids[i]; hpos[bv.off[s] + i] = bv.pos0[s] + i; }
+        if (lb[s] >= 0) for (int i = lb[s]; i < seqs[s].n; i++) hrows[r++] = bv.off[s] + i;
+    }
+    rt_cuda_seq *hs = hs_arena_alloc(&g->host, (size_t)c->n_layers * n_seqs * sizeof(rt_cuda_seq));
+    for (int l = 0; l < c->n_layers; l++)
+        for (int s = 0; s < n_seqs; s++) {
+            rt_cuda_seq *d = &hs[(size_t)l * n_seqs + s];
+            d->off = bv.off[s]; d->T = seqs[s].n; d->pos0 = bv.pos0[s];
+            d->ldk = c->n_kv_heads * c->d_head;
+            d->k = seq_k(g, &bv, &b, l, s, false);
+            d->v = seq_k(g, &bv, &b, l, s, true);
+        }
+    g->ops->upload(g->ctx, b.ids, hid, (size_t)bv.N * sizeof(int));
+    g->ops->upload(g->ctx, b.pos, hpos, (size_t)bv.N * sizeof(int));
+    if (R) g->ops->upload(g->ctx, b.rows, hrows, (size_t)R * sizeof(int));
+    g->ops->upload(g->ctx, b.seqs, hs, (size_t)c->n_layers * n_seqs * sizeof(rt_cuda_seq));
+    if (b.zeros) g->ops->zero(g->ctx, b.zeros, (size_t)HD * sizeof(float));
+
+    st = run_layers(g, &bv, &b, lb, R, last_logits);
+    if (st != HS_OK) return st;
+    for (int s = 0; s < n_seqs; s++)
+        if (seqs[s].cache) seqs[s].cache->len += seqs[s].n;
+    return HS_OK;
+}

@@ -1,0 +1,61 @@
+/* rt_cuda_internal.h — what the CUDA files of the runtime share (C++ only, never included from C):
+ * the context behind rt_cuda_ctx, launch bookkeeping, and the kernel launchers that
+ * rt_cuda_device.cu puts in the device ops table.
+ *
+ * Errors: a launch never aborts. rt_cuda_after_launch records the first failure (kernel name and
+ * CUDA error text) in the context; ops->check() reports it as one line and returns HS_EIO. With
+ * HS_CUDA_SYNC=1 in the environment every launch is followed by a stream synchronisation, so an
+ * asynchronous fault (illegal address, ...) is pinned to the kernel that caused it.
+ */
+#ifndef HS_RT_CUDA_INTERNAL_H
+#define HS_RT_CUDA_INTERNAL_H
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include "rt_cuda_ops.h"
+
+struct rt_cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    bool pedantic;          /* fp32 GEMMs in CUBLAS_PEDANTIC_MATH */
+    bool sync_each;         /* HS_CUDA_SYNC=1 */
+    int smem_optin;         /* max dynamic shared memory per block (bytes) after opt-in */
+    int n_sm;
+    char err[320];          /* first failure since the last check, "" if none */
+};
+
+/* Record a failure (first one wins). */
+void rt_cuda_note(rt_cuda_ctx *c, const char *what, const char *err);
+/* After every kernel launch: pick up launch errors; with sync_each, wait and pick up faults. */
+void rt_cuda_after_launch(rt_cuda_ctx *c, const char *what);
+/* Blocks for a grid-stride loop over n elements with `threads` per block. */
+int rt_cuda_blocks(const rt_cuda_ctx *c, size_t n, int threads);
+
+/* Launchers (rt_cuda_kernels.cu, rt_cuda_attn.cu): contracts in rt_cuda_ops.h. */
+void rt_cuda_k_copy2d(rt_cuda_ctx *c, float *dst, int ldd, const float *src, int lds, int rows, int cols);
+void rt_cuda_k_gather_rows(rt_cuda_ctx *c, float *dst, const void *table, rt_cuda_dtype dt, const int *idx, int n, int D);
+void rt_cuda_k_add(rt_cuda_ctx *c, float *x, const float *y, size_t n);
+void rt_cuda_k_add_bias(rt_cuda_ctx *c, float *y, const float *b, int rows, int cols);
+void rt_cuda_k_norm(rt_cuda_ctx *c, float *y, const float *x, const float *w, const float *b, int rows, int D, bool rms,
+                    float eps);
+void rt_cuda_k_rope(rt_cuda_ctx *c, float *x, int ld, int rows, int nh, int HD, const int *pos, const float *cos_t,
+                    const float *sin_t, bool interleaved);
+void rt_cuda_k_gelu(rt_cuda_ctx *c, float *x, size_t n, bool exact);
+void rt_cuda_k_swiglu(rt_cuda_ctx *c, float *hid, const float *gate, size_t n);
+void rt_cuda_k_to_bf16(rt_cuda_ctx *c, uint16_t *dst, const float *src, size_t n);
+void rt_cuda_k_to_bf16_split(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const float *src, size_t n);
+void rt_cuda_k_attention(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                         const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
+void rt_cuda_k_mask_scores(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
+void rt_cuda_k_softmax_rows(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
+
+/* Warp reductions over all 32 lanes (every lane gets the result). */
+template <typename V> __device__ __forceinline__ V rt_cuda_warp_sum(V v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float rt_cuda_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+#endif
