@@ -128,24 +128,6 @@ static void rope_apply(const rt_config *c, const float *cs_tab, const float *sn_
 
 /* ------------------------------------------------------------------ hook dispatch */
 
-static bool req_has_layer(const rt_hook_req *r, int l) {
-    if (!r->layers || r->n_layers == 0 || l < 0) return true;
-    for (int i = 0; i < r->n_layers; i++) if (r->layers[i] == l) return true;
-    return false;
-}
-static bool req_has_head(const rt_hook_req *r, int h) {
-    if (!r->heads || r->n_heads == 0 || h < 0) return true;
-    for (int i = 0; i < r->n_heads; i++) if (r->heads[i] == h) return true;
-    return false;
-}
-/* Any request for (point, layer, head)? head = -1 asks "any head". */
-static bool wants(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
-    if (!s) return false;
-    for (int i = 0; i < s->n; i++)
-        if (s->reqs[i].point == p && req_has_layer(&s->reqs[i], l) && req_has_head(&s->reqs[i], h)) return true;
-    return false;
-}
-
 /* Call every matching request on a (rows, cols) tensor of sequence `seq`. */
 static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols,
                  float *data) {
@@ -155,7 +137,7 @@ static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, i
     bool named = false;
     for (int i = 0; i < s->n; i++) {
         const rt_hook_req *r = &s->reqs[i];
-        if (r->point != p || !req_has_layer(r, l) || !req_has_head(r, h)) continue;
+        if (r->point != p || !rt_hook_req_covers(r, l, h)) continue;
         if (!named) { rt_hook_format_name(p, l, name, sizeof name); named = true; }
         int b = r->pos_begin < 0 ? rows + r->pos_begin : r->pos_begin;
         int e = r->pos_end <= 0 ? rows + r->pos_end : r->pos_end;
@@ -169,7 +151,7 @@ static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, i
 
 /* Whole-layer hook over the packed (N, cols) buffer: one event per sequence. */
 static void fire_rows(const batch_view *bv, rt_hook_point p, int l, float *buf, int cols) {
-    if (!wants(bv->spec, p, l, -1)) return;
+    if (!rt_hook_spec_wants(bv->spec, p, l, -1)) return;
     for (int s = 0; s < bv->n_seqs; s++)
         fire(bv, p, l, -1, s, bv->pos0[s], bv->seqs[s].n, cols, buf + (size_t)bv->off[s] * cols);
 }
@@ -177,11 +159,11 @@ static void fire_rows(const batch_view *bv, rt_hook_point p, int l, float *buf, 
 /* Per-head hook on a strided (N, nh*HD) buffer: gather head h of each sequence into a contiguous
  * (T, HD) scratch, fire, scatter back (so writes act as interventions). */
 static void fire_heads(const batch_view *bv, rt_hook_point p, int l, float *buf, int nh, int HD, float *scratch) {
-    if (!wants(bv->spec, p, l, -1)) return;
+    if (!rt_hook_spec_wants(bv->spec, p, l, -1)) return;
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n;
         for (int h = 0; h < nh; h++) {
-            if (!wants(bv->spec, p, l, h)) continue;
+            if (!rt_hook_spec_wants(bv->spec, p, l, h)) continue;
             float *base = buf + (size_t)bv->off[s] * nh * HD + (size_t)h * HD;
             for (int t = 0; t < T; t++) memcpy(scratch + (size_t)t * HD, base + (size_t)t * nh * HD, HD * sizeof(float));
             fire(bv, p, l, h, s, bv->pos0[s], T, HD, scratch);
@@ -359,14 +341,14 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
         }
         for (int h = 0; h < H; h++) {
             int g = h / (H / KV);                     /* GQA: query heads share key/value head g */
-            bool full = wants(bv->spec, RT_HOOK_PATTERN, l, h) || wants(bv->spec, RT_HOOK_ATTN_SCORES, l, h);
+            bool full = rt_hook_spec_wants(bv->spec, RT_HOOK_PATTERN, l, h) || rt_hook_spec_wants(bv->spec, RT_HOOK_ATTN_SCORES, l, h);
             attend_head(f, bv, l, h, s, b->q + (size_t)bv->off[s] * QD + (size_t)h * HD, QD, K + (size_t)g * HD,
                         V + (size_t)g * HD, KD, b->z + (size_t)bv->off[s] * QD + (size_t)h * HD, QD, b->S, full);
         }
     }
     fire_heads(bv, RT_HOOK_Z, l, b->z, H, HD, b->head);
 
-    if (!wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
+    if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
         linear(&L->o, b->z, N, b->ao);
         return;
     }
@@ -374,13 +356,13 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
      * go through one GEMM with the hooked heads' z zeroed. Sum = the usual attention output. */
     memcpy(b->zm, b->z, (size_t)N * QD * sizeof(float));
     for (int h = 0; h < H; h++)
-        if (wants(bv->spec, RT_HOOK_RESULT, l, h))
+        if (rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h))
             for (int i = 0; i < N; i++) memset(b->zm + (size_t)i * QD + (size_t)h * HD, 0, (size_t)HD * sizeof(float));
     linear(&L->o, b->zm, N, b->ao);
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n;
         for (int h = 0; h < H; h++) {
-            if (!wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
+            if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
             const float *zh = b->z + (size_t)bv->off[s] * QD + (size_t)h * HD;
             blas_threads_for((size_t)T, (size_t)D, (size_t)HD);
             if (L->o.in_major)    /* W_O stored (H*HD, D): rows h*HD.. are this head's */
@@ -448,7 +430,7 @@ static hs_status check_batch(const rt_model *m, const rt_seq *seqs, int n_seqs) 
 static void logits_stage(rt_forward *f, const batch_view *bv, const float *xn, float *last_logits) {
     const rt_config *c = &f->m->cfg;
     int V = c->vocab_size, D = c->d_model;
-    bool hooked = wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
+    bool hooked = rt_hook_spec_wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n, b = T - 1, e = T;
         if (hooked)
@@ -499,8 +481,8 @@ hs_status rt_forward_run(rt_forward *f, const rt_seq *seqs, int n_seqs, const rt
         if (bv.pos0[s] + seqs[s].n > bv.Tk_max) bv.Tk_max = bv.pos0[s] + seqs[s].n;
     }
     int N = bv.N, D = c->d_model, QD = c->n_heads * c->d_head, KD = c->n_kv_heads * c->d_head, F = c->d_mlp;
-    bool any_full = wants(spec, RT_HOOK_PATTERN, -1, -1) || wants(spec, RT_HOOK_ATTN_SCORES, -1, -1);
-    bool any_result = wants(spec, RT_HOOK_RESULT, -1, -1);
+    bool any_full = rt_hook_spec_wants(spec, RT_HOOK_PATTERN, -1, -1) || rt_hook_spec_wants(spec, RT_HOOK_ATTN_SCORES, -1, -1);
+    bool any_result = rt_hook_spec_wants(spec, RT_HOOK_RESULT, -1, -1);
     size_t fN = (size_t)N;
     run_bufs b = {0};
     b.x = hs_arena_alloc(&f->act, fN * D * sizeof(float));

@@ -18,6 +18,19 @@ static const char *const k_suffix[RT_HOOK_N] = {
     [RT_HOOK_LN_FINAL] = "ln_final.hook_normalized", [RT_HOOK_LOGITS] = "logits",
 };
 
+bool rt_hook_req_covers(const rt_hook_req *r, int l, int h) {
+    bool layer_ok = !r->layers || r->n_layers == 0 || l < 0, head_ok = !r->heads || r->n_heads == 0 || h < 0;
+    for (int i = 0; !layer_ok && i < r->n_layers; i++) layer_ok = r->layers[i] == l;
+    for (int i = 0; !head_ok && i < r->n_heads; i++) head_ok = r->heads[i] == h;
+    return layer_ok && head_ok;
+}
+
+bool rt_hook_spec_wants(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
+    for (int i = 0; s && i < s->n; i++)
+        if (s->reqs[i].point == p && rt_hook_req_covers(&s->reqs[i], l, h)) return true;
+    return false;
+}
+
 const char *rt_hook_point_suffix(rt_hook_point p) { return (unsigned)p < RT_HOOK_N ? k_suffix[p] : "?"; }
 
 bool rt_hook_point_is_layer(rt_hook_point p) {

@@ -62,6 +62,11 @@ typedef struct {
     int n;
 } rt_hook_spec;
 
+/* True when request r covers layer l and head h (-1 = "any": global points, whole-layer hooks). */
+bool rt_hook_req_covers(const rt_hook_req *r, int l, int h);
+/* True when any request of spec (may be NULL) asks for point p at layer l, head h (h = -1: any head). */
+bool rt_hook_spec_wants(const rt_hook_spec *spec, rt_hook_point p, int l, int h);
+
 /* The TransformerLens suffix of a point ("attn.hook_pattern", "hook_resid_post", "logits", ...). */
 const char *rt_hook_point_suffix(rt_hook_point p);
 /* True for per-layer points (named "blocks.{l}.<suffix>"). */
