@@ -6,6 +6,7 @@
  */
 #include "forward.h"
 #include "fastmath.h"
+#include "ops.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -27,65 +28,6 @@ typedef struct {                /* per-run view of the batch */
     int N, T_max, Tk_max;
     const rt_hook_spec *spec;
 } batch_view;
-
-/* ------------------------------------------------------------------ BLAS threading */
-
-/* OpenBLAS threads pay only for large products. After every multi-threaded call its workers spin
- * (sched_yield) for a while, stealing the cores from the single-threaded work between GEMMs
- * (softmax, norms, statistics, the store's writer thread). Measured on the 2-core CI-class machine
- * with tiny-llama (d=128) batches: 5.2 s with 2 threads vs 1.8 s with 1 under load. So each GEMM
- * below ~64M multiply-adds runs single-threaded; larger ones use every thread the process may use
- * (OPENBLAS_NUM_THREADS, or what the caller set before rt_forward_init). Process-wide state, as
- * OpenBLAS's own thread count is. */
-enum { BLAS_PARALLEL_MACS = 1 << 26 };
-static int g_blas_max = 1, g_blas_cur = -1;
-
-static void blas_threads_for(size_t m, size_t n, size_t k) {
-    int want = m * n * k >= (size_t)BLAS_PARALLEL_MACS ? g_blas_max : 1;
-    if (want != g_blas_cur) { openblas_set_num_threads(want); g_blas_cur = want; }
-}
-
-/* ------------------------------------------------------------------ small kernels */
-
-/* y (N, n_out) = x (N, n_in) · Wᵀ + b, whichever layout the file stored W in. */
-static void linear(const rt_linear *L, const float *x, int N, float *y) {
-    blas_threads_for((size_t)N, (size_t)L->n_out, (size_t)L->n_in);
-    if (L->in_major)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, L->n_out, L->n_in, 1.0f, x, L->n_in,
-                    L->w, L->n_out, 0.0f, y, L->n_out);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, L->n_out, L->n_in, 1.0f, x, L->n_in,
-                    L->w, L->n_in, 0.0f, y, L->n_out);
-    if (L->b)
-        for (int i = 0; i < N; i++) {
-            float *row = y + (size_t)i * L->n_out;
-            for (int j = 0; j < L->n_out; j++) row[j] += L->b[j];
-        }
-}
-
-/* y (N, D) = norm(x) — LayerNorm (gpt2) or RMSNorm (llama family), eps from the config. */
-static void norm_apply(const rt_config *c, const rt_norm *nm, const float *x, int N, float *y) {
-    int D = c->d_model;
-    for (int i = 0; i < N; i++) {
-        const float *xr = x + (size_t)i * D;
-        float *yr = y + (size_t)i * D;
-        if (c->norm == RT_NORM_LAYER) {
-            double mean = 0, var = 0;
-            for (int j = 0; j < D; j++) mean += xr[j];
-            mean /= D;
-            for (int j = 0; j < D; j++) { double d = xr[j] - mean; var += d * d; }
-            var /= D;
-            double inv = 1.0 / sqrt(var + c->norm_eps);
-            for (int j = 0; j < D; j++)
-                yr[j] = (float)((xr[j] - mean) * inv) * nm->w[j] + (nm->b ? nm->b[j] : 0.0f);
-        } else {
-            double ss = 0;
-            for (int j = 0; j < D; j++) ss += (double)xr[j] * xr[j];
-            double inv = 1.0 / sqrt(ss / D + c->norm_eps);
-            for (int j = 0; j < D; j++) yr[j] = nm->w[j] * (float)(xr[j] * inv);
-        }
-    }
-}
 
 static float gelu_tanh(float x) {
     const double k = 0.7978845608028654; /* sqrt(2/pi) */
@@ -212,7 +154,7 @@ static void attend_head(const rt_forward *f, const batch_view *bv, int l, int h,
         int nk = pos0 + i1;                               /* keys visible to the block's last query */
         int lo = (!full && W > 0 && pos0 + i0 - W + 1 > 0) ? pos0 + i0 - W + 1 : 0;
         int w = nk - lo;                                  /* row stride of S */
-        blas_threads_for((size_t)rows, (size_t)w, (size_t)HD);
+        rt_blas_threads_for((size_t)rows, (size_t)w, (size_t)HD);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, HD, scale, Q + (size_t)i0 * ldq, ldq,
                     K + (size_t)lo * ldk, ldk, 0.0f, S, w);
         for (int r = 0; r < rows; r++) {                  /* mask: keys after the query, or outside the window */
@@ -238,7 +180,7 @@ static void attend_head(const rt_forward *f, const batch_view *bv, int l, int h,
             for (int j = e; j < w; j++) row[j] = 0.0f;
         }
         if (full) fire(bv, RT_HOOK_PATTERN, l, h, s, pos0, T, w, S);
-        blas_threads_for((size_t)rows, (size_t)HD, (size_t)w);
+        rt_blas_threads_for((size_t)rows, (size_t)HD, (size_t)w);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HD, w, 1.0f, S, w, V + (size_t)lo * ldk, ldk,
                     0.0f, Z + (size_t)i0 * ldz, ldz);
     }
@@ -250,7 +192,6 @@ rt_forward *rt_forward_init(const rt_model *m) {
     rt_forward *f = hs_xcalloc(1, sizeof *f);
     f->m = m;
     hs_arena_init(&f->act, 1u << 20);
-    if (g_blas_cur < 0) g_blas_max = openblas_get_num_threads();   /* once: later we change it ourselves */
     int half = m->cfg.d_head / 2;
     f->rope_inv_freq = hs_xmalloc((size_t)(half ? half : 1) * sizeof(float));
     for (int i = 0; i < half; i++)   /* fp32, as HF computes inv_freq (and as llama2.c's run.c does) */
@@ -305,7 +246,7 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
     int QD = H * HD, KD = KV * HD;
 
     if (L->qkv.w) {                                   /* gpt2: one Conv1D, then split q|k|v */
-        linear(&L->qkv, b->xn, N, b->qkv);
+        rt_linear_apply(&L->qkv, b->xn, N, b->qkv);
         for (int i = 0; i < N; i++) {
             const float *r = b->qkv + (size_t)i * 3 * D;
             memcpy(b->q + (size_t)i * QD, r, (size_t)D * sizeof(float));
@@ -313,9 +254,9 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
             memcpy(b->v + (size_t)i * KD, r + 2 * D, (size_t)D * sizeof(float));
         }
     } else {
-        linear(&L->q, b->xn, N, b->q);
-        linear(&L->k, b->xn, N, b->k);
-        linear(&L->v, b->xn, N, b->v);
+        rt_linear_apply(&L->q, b->xn, N, b->q);
+        rt_linear_apply(&L->k, b->xn, N, b->k);
+        rt_linear_apply(&L->v, b->xn, N, b->v);
     }
     fire_heads(bv, RT_HOOK_Q, l, b->q, H, HD, b->head);
     fire_heads(bv, RT_HOOK_K, l, b->k, KV, HD, b->head);
@@ -349,7 +290,7 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
     fire_heads(bv, RT_HOOK_Z, l, b->z, H, HD, b->head);
 
     if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
-        linear(&L->o, b->z, N, b->ao);
+        rt_linear_apply(&L->o, b->z, N, b->ao);
         return;
     }
     /* hook_result: the heads someone hooks are projected one by one (and may be edited); the rest
@@ -358,13 +299,13 @@ static void attention_block(rt_forward *f, const batch_view *bv, int l, run_bufs
     for (int h = 0; h < H; h++)
         if (rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h))
             for (int i = 0; i < N; i++) memset(b->zm + (size_t)i * QD + (size_t)h * HD, 0, (size_t)HD * sizeof(float));
-    linear(&L->o, b->zm, N, b->ao);
+    rt_linear_apply(&L->o, b->zm, N, b->ao);
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n;
         for (int h = 0; h < H; h++) {
             if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
             const float *zh = b->z + (size_t)bv->off[s] * QD + (size_t)h * HD;
-            blas_threads_for((size_t)T, (size_t)D, (size_t)HD);
+            rt_blas_threads_for((size_t)T, (size_t)D, (size_t)HD);
             if (L->o.in_major)    /* W_O stored (H*HD, D): rows h*HD.. are this head's */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, HD, 1.0f, zh, QD,
                             L->o.w + (size_t)h * HD * D, D, 0.0f, b->head, D);
@@ -384,18 +325,18 @@ static void mlp_block(rt_forward *f, const batch_view *bv, int l, run_bufs *b) {
     int N = bv->N, F = c->d_mlp;
     size_t NF = (size_t)N * F;
     if (c->arch == RT_ARCH_GPT2) {
-        linear(&L->up, b->xn, N, b->hid);
+        rt_linear_apply(&L->up, b->xn, N, b->hid);
         fire_rows(bv, RT_HOOK_MLP_PRE, l, b->hid, F);
         for (size_t i = 0; i < NF; i++)
             b->hid[i] = c->act == RT_ACT_GELU_EXACT ? gelu_exact(b->hid[i]) : gelu_tanh(b->hid[i]);
     } else {
-        linear(&L->gate, b->xn, N, b->gate);
+        rt_linear_apply(&L->gate, b->xn, N, b->gate);
         fire_rows(bv, RT_HOOK_MLP_PRE, l, b->gate, F);
-        linear(&L->up, b->xn, N, b->hid);
+        rt_linear_apply(&L->up, b->xn, N, b->hid);
         for (size_t i = 0; i < NF; i++) b->hid[i] *= silu(b->gate[i]);
     }
     fire_rows(bv, RT_HOOK_MLP_POST, l, b->hid, F);
-    linear(&L->down, b->hid, N, b->ao);
+    rt_linear_apply(&L->down, b->hid, N, b->ao);
 }
 
 /* ------------------------------------------------------------------ the run */
@@ -443,7 +384,7 @@ static void logits_stage(rt_forward *f, const batch_view *bv, const float *xn, f
             }
         if (!hooked && !last_logits) continue;
         float *buf = hs_arena_alloc(&f->act, (size_t)(e - b) * V * sizeof(float));
-        linear(&f->m->lm_head, xn + ((size_t)bv->off[s] + b) * D, e - b, buf);
+        rt_linear_apply(&f->m->lm_head, xn + ((size_t)bv->off[s] + b) * D, e - b, buf);
         if (hooked) {          /* the event covers rows b..T-1; requested windows are relative to it */
             const rt_hook_spec *sp = bv->spec;
             char name[16] = "logits";
@@ -522,20 +463,20 @@ hs_status rt_forward_run(rt_forward *f, const rt_seq *seqs, int n_seqs, const rt
     for (int l = 0; l < c->n_layers; l++) {
         const rt_layer *L = &m->layers[l];
         fire_rows(&bv, RT_HOOK_RESID_PRE, l, b.x, D);
-        norm_apply(c, &L->ln1, b.x, N, b.xn);
+        rt_norm_apply(c, &L->ln1, b.x, N, b.xn);
         fire_rows(&bv, RT_HOOK_LN1_NORMALIZED, l, b.xn, D);
         attention_block(f, &bv, l, &b);
         fire_rows(&bv, RT_HOOK_ATTN_OUT, l, b.ao, D);
         for (size_t i = 0; i < fN * D; i++) b.x[i] += b.ao[i];
         fire_rows(&bv, RT_HOOK_RESID_MID, l, b.x, D);
-        norm_apply(c, &L->ln2, b.x, N, b.xn);
+        rt_norm_apply(c, &L->ln2, b.x, N, b.xn);
         fire_rows(&bv, RT_HOOK_LN2_NORMALIZED, l, b.xn, D);
         mlp_block(f, &bv, l, &b);
         fire_rows(&bv, RT_HOOK_MLP_OUT, l, b.ao, D);
         for (size_t i = 0; i < fN * D; i++) b.x[i] += b.ao[i];
         fire_rows(&bv, RT_HOOK_RESID_POST, l, b.x, D);
     }
-    norm_apply(c, &m->ln_final, b.x, N, b.xn);
+    rt_norm_apply(c, &m->ln_final, b.x, N, b.xn);
     fire_rows(&bv, RT_HOOK_LN_FINAL, -1, b.xn, D);
     logits_stage(f, &bv, b.xn, last_logits);
     for (int s = 0; s < n_seqs; s++)
