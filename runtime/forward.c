@@ -1,7 +1,8 @@
 /* forward.c — CPU forward pass with hook points (see forward.h).
  *
- * Numerics: fp32 activations and weights, fp32 GEMMs (OpenBLAS); reductions in norms and
- * softmax accumulate in double so results track the float64 Hugging Face reference closely.
+ * Numerics: fp32 activations and weights, fp32 GEMMs (OpenBLAS); norms accumulate in double; the
+ * softmax uses a vectorised exp within 2 ulp (fastmath.h) and 8-lane float sums. Results track the
+ * float64 Hugging Face reference to ~1e-6 (tests/test_forward.c).
  * Layout: packed batch, x is (N, D) with N = Σ T_s; q and z are (N, H*HD); k and v (N, KV*HD).
  */
 #include "forward.h"
