@@ -19,6 +19,7 @@ int cmd_plant(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 /* Weight-only analysis passes: argv[0] is the pass name; each parses its own options. */
 int cmd_analyze_maps(int argc, char **argv);
 int cmd_analyze_svd(int argc, char **argv);

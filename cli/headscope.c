@@ -14,6 +14,7 @@ static const command k_commands[] = {
     { "capture",    cmd_capture,    "run prompts and store per-head activations and statistics in SQLite" },
     { "analyze",    cmd_analyze,    "run an analysis pass (sinks, detectors) over a captured run" },
     { "summary",    cmd_summary,    "print a short human summary of a run's reports" },
+    { "view",       cmd_view,       "open the head-inspection viewer (or --screenshot headlessly)" },
 };
 
 static void usage(FILE *f) {
