@@ -247,18 +247,6 @@ static void check_shared(const char *name, const char *rel, const char *out) {
     }
 }
 
-static int run_cli(const char *hs, const char *args, int *lines) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", hs, args);
-    *lines = -1;
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    char buf[4096];
-    *lines = 0;
-    while (fgets(buf, sizeof buf, p)) (*lines)++;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void check_cli(void) {
     const char *hs = getenv("HS");
@@ -269,19 +257,15 @@ static void check_cli(void) {
                           "analyze composition --model tests/fixtures/models/rand-gpt2 --threshold abc",
                           "analyze composition --model /nonexistent/model", "analyze composition --model tests/fixtures/models/rand-gpt2 --seed" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        int lines, st = run_cli(hs, bad[i], &lines);
+        int lines, st = tl_run_cli(hs, bad[i], &lines);
         TL_CHECK(st == 2 && lines == 1, "headscope %s -> exit %d (want 2), %d stderr line(s) (want 1)", bad[i], st, lines);
     }
-    int lines, st = run_cli(hs, "analyze composition --help", &lines);
+    int lines, st = tl_run_cli(hs, "analyze composition --help", &lines);
     TL_CHECK(st == 0 && lines == 0, "headscope analyze composition --help -> exit 0");
-    st = run_cli(hs, "analyze composition --model tests/fixtures/models/rand-llama-gqa --fold-ln --threshold 2 --null-samples 50 --seed 3", &lines);
+    st = tl_run_cli(hs, "analyze composition --model tests/fixtures/models/rand-llama-gqa --fold-ln --threshold 2 --null-samples 50 --seed 3", &lines);
     TL_CHECK(st == 0 && lines == 0, "headscope analyze composition on rand-llama-gqa with every option -> exit 0, silent stderr");
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 int main(void) {
     hs_log_quiet(true);
@@ -304,7 +288,7 @@ int main(void) {
     check_shared("tiny-gpt2-shakespeare", "models/tiny-gpt2-shakespeare", out);
     check_shared("tiny-llama-shakespeare", "models/tiny-llama-shakespeare", out);
     check_shared("stories260K", "models/stories260K/stories260K.bin", out);
-    nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tl_rm_tree(root);
     check_cli();
     cJSON_Delete(g_schema);
     return tl_done();

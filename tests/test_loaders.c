@@ -893,10 +893,6 @@ static void test_llama2c_malformed(void) {
     free(buf);
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hs_test_loaders_XXXXXX");
@@ -914,6 +910,6 @@ int main(void) {
     test_hf_malformed();
     test_sharded_malformed();
     test_llama2c_malformed();
-    nftw(g_tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    tl_rm_tree(g_tmp);
     return tl_done();
 }

@@ -108,10 +108,6 @@ static bool raw_text_is(const char *path, const char *sql, const char *want) {
     return ok;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
 
 /* Set or clear the ext4 immutable flag (what makes a file read-only even for root). */
 static bool set_immutable(const char *path, bool on) {
@@ -950,6 +946,6 @@ int main(void) {
     test_readonly();
     test_full_disk();
     printf("(%.1f s, in %s)\n", now_s() - t0, g_tmp);
-    nftw(g_tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tl_rm_tree(g_tmp);
     return tl_done();
 }

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <ftw.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int tl_passed, tl_failed, tl_skipped;
 
@@ -66,4 +69,24 @@ static inline double tl_rel_err(const float *a, const double *b, size_t n) {
     for (size_t i = 0; i < n; i++) { double d = fabs((double)a[i] - b[i]); if (d > m || d != d) m = d != d ? INFINITY : d; if (fabs(b[i]) > s) s = fabs(b[i]); }
     return s > 0 ? m / s : m;
 }
+/* Run `HS ARGS` through the shell with stdout discarded; *stderr_lines = lines it wrote to stderr.
+ * Returns the exit status (-1 if it did not exit normally). */
+static inline int tl_run_cli(const char *hs, const char *args, int *stderr_lines) {
+    char cmd[4096], buf[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", hs, args);
+    *stderr_lines = -1;
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    *stderr_lines = 0;
+    while (fgets(buf, sizeof buf, p)) (*stderr_lines)++;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static inline int tl_rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+/* Remove a directory tree (a test's scratch folder). */
+static inline void tl_rm_tree(const char *dir) { nftw(dir, tl_rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 #endif
