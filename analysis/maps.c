@@ -12,6 +12,7 @@
 #include "topk.h"
 #include "weights.h"
 #include "runtime/forward.h"
+#include "runtime/gpu.h"
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
@@ -252,6 +253,204 @@ void an_maps_scores(const an_maps *mp, const an_maps_relation *r, bool exhaustiv
     if (rows) rank_and_count(mp, y, rows, tg, r->k, exhaustive, up, down, hr, scores, suppression);
     for (int i = 0; i < L * H; i++) { scores[i] /= n; suppression[i] /= n; }
     free(x0); free(x1); free(z); free(y); free(tg); free(hr); free(up); free(down);
+}
+
+/* ------------------------------------------------------------------ static scores on the GPU */
+
+enum {
+    GPU_ROW_CHUNK = 2048,   /* rows per logits GEMM */
+    GPU_VOCAB_BLOCK = 8192, /* vocabulary entries per logits GEMM: the (rows, block) buffer is 64 MiB */
+};
+/* Why 1e-3: two fp32 GEMMs that sum in different orders differ by ~1e-6 of ‖y‖·‖w‖ in a logit
+ * (and the head rows y by ~1e-6 relative); a margin 1000 times that decides every row whose
+ * target is not within a hair of the top-k boundary, and those go to the host. */
+#define GPU_MARGIN 1e-3
+
+struct an_maps_gpu {
+    const an_maps *mp;      /* borrowed */
+    rt_gpu *g;
+    float *wv;              /* device (L, D, KV*HD), as mp->wv */
+    float *wo;              /* device (L, H, HD, D), as mp->wo */
+    float *wu;              /* device (V, D) unembedding rows */
+    double rel;             /* GPU_MARGIN · max_j ‖W_U[j]‖ */
+};
+
+void an_maps_gpu_free(an_maps_gpu *gs) {
+    if (!gs) return;
+    if (gs->g) { rt_gpu_mem_free(gs->g, gs->wv); rt_gpu_mem_free(gs->g, gs->wo); rt_gpu_mem_free(gs->g, gs->wu); }
+    rt_gpu_free(gs->g);
+    free(gs);
+}
+
+hs_status an_maps_gpu_init(const an_maps *mp, int device, bool emulate, an_maps_gpu **out) {
+    *out = NULL;
+    rt_gpu_opts o;
+    rt_gpu_opts_default(&o);
+    o.dtype = RT_GPU_F32;   /* pedantic fp32 GEMMs */
+    o.device = device; o.emulate = emulate; o.no_weights = true;
+    an_maps_gpu *gs = hs_xcalloc(1, sizeof *gs);
+    gs->mp = mp;
+    hs_status st = rt_gpu_init(mp->m, &o, &gs->g);
+    if (st != HS_OK) { free(gs); return st; }
+    size_t nv = (size_t)mp->L * mp->D * mp->KV * mp->HD, no = (size_t)mp->L * mp->H * mp->HD * mp->D, nu = (size_t)mp->V * mp->D;
+    gs->wv = rt_gpu_mem_alloc(gs->g, nv * sizeof(float), "the MAPS W_V matrices");
+    gs->wo = gs->wv ? rt_gpu_mem_alloc(gs->g, no * sizeof(float), "the MAPS W_O matrices") : NULL;
+    gs->wu = gs->wo ? rt_gpu_mem_alloc(gs->g, nu * sizeof(float), "the unembedding") : NULL;
+    if (!gs->wu) { an_maps_gpu_free(gs); return HS_EIO; }
+    rt_gpu_mem_upload(gs->g, gs->wv, mp->wv, nv * sizeof(float));
+    rt_gpu_mem_upload(gs->g, gs->wo, mp->wo, no * sizeof(float));
+    rt_gpu_mem_upload(gs->g, gs->wu, mp->wu, nu * sizeof(float));
+    double wmax = 0;
+    for (int v = 0; v < mp->V; v++) {
+        double q = 0;
+        for (int d = 0; d < mp->D; d++) q += (double)mp->wu[(size_t)v * mp->D + d] * mp->wu[(size_t)v * mp->D + d];
+        if (q > wmax) wmax = q;
+    }
+    gs->rel = GPU_MARGIN * sqrt(wmax);
+    if ((st = rt_gpu_calc_check(gs->g, "uploading the MAPS matrices")) != HS_OK) { an_maps_gpu_free(gs); return st; }
+    *out = gs;
+    return HS_OK;
+}
+
+/* Device scratch of one relation. */
+typedef struct {
+    float *x0, *x1, *z, *y, *c;   /* (n, D) ×2, (n, KD), (cap, D), (GPU_ROW_CHUNK, GPU_VOCAB_BLOCK) */
+    int *tg, *cnt;                /* (cap), (cap, 4) */
+    double *lt, *yn;              /* (cap) each */
+} gpu_rel_bufs;
+
+/* Host re-ranking of the rows the device could not decide, exactly as an_maps_scores ranks them:
+ * the head's rows recomputed with the same sgemm calls, then an_topk_target_ranks. */
+typedef struct {
+    const an_maps *mp;
+    const an_maps_relation *r;
+    const float *x0, *x1;
+    float *zc, *yh;               /* (n, KD), (n, D); the layer / head they hold */
+    int zl, yl;
+    float *fy; int *ft, *fh, nf;  /* (cap, D), (cap), (cap) gathered undecided rows */
+} host_fix;
+
+static void host_fix_add(host_fix *hf, int lh, int i) {
+    const an_maps *mp = hf->mp;
+    int l = lh / mp->H, h = lh % mp->H, n = hf->r->n;
+    if (hf->zl != l) { values_all(mp, l, uses_mlp(mp, l) ? hf->x1 : hf->x0, n, hf->zc); hf->zl = l; hf->yl = -1; }
+    if (hf->yl != lh) { head_out(mp, l, h, hf->zc + (size_t)(h / (mp->H / mp->KV)) * mp->HD, mp->KV * mp->HD, n, hf->yh); hf->yl = lh; }
+    memcpy(hf->fy + (size_t)hf->nf * mp->D, hf->yh + (size_t)i * mp->D, (size_t)mp->D * sizeof(float));
+    hf->ft[hf->nf] = hf->r->tgt[i];
+    hf->fh[hf->nf] = lh;
+    hf->nf++;
+}
+
+/* Rank `rows` device rows (whole heads, head index hr[row]) and add the hits. */
+static hs_status gpu_rank(an_maps_gpu *gs, gpu_rel_bufs *b, const int *tg, const int *hr, int rows, int k, int *cnt,
+                          host_fix *hf, double *hit, double *shit) {
+    const an_maps *mp = gs->mp;
+    int D = mp->D, V = mp->V, n = hf->r->n;
+    rt_gpu_mem_upload(gs->g, b->tg, tg, (size_t)rows * sizeof(int));
+    rt_gpu_calc_target_dots(gs->g, b->y, rows, D, gs->wu, b->tg, b->lt, b->yn);
+    rt_gpu_mem_zero(gs->g, b->cnt, (size_t)rows * 4 * sizeof(int));
+    for (int v0 = 0; v0 < V; v0 += GPU_VOCAB_BLOCK) {
+        int w = V - v0 < GPU_VOCAB_BLOCK ? V - v0 : GPU_VOCAB_BLOCK;
+        for (int r0 = 0; r0 < rows; r0 += GPU_ROW_CHUNK) {
+            int nc = rows - r0 < GPU_ROW_CHUNK ? rows - r0 : GPU_ROW_CHUNK;
+            rt_gpu_calc_gemm(gs->g, false, true, nc, w, D, 1.0f, b->y + (size_t)r0 * D, D, gs->wu + (size_t)v0 * D, D, 0.0f,
+                             b->c, w);
+            rt_gpu_calc_rank_count(gs->g, b->c, nc, w, v0, b->tg + r0, b->lt + r0, b->yn + r0, gs->rel, b->cnt + (size_t)4 * r0);
+        }
+    }
+    hs_status st = rt_gpu_mem_download(gs->g, cnt, b->cnt, (size_t)rows * 4 * sizeof(int));
+    if (st != HS_OK) return st;
+    int f0 = hf->nf;
+    for (int r = 0; r < rows; r++) {
+        const int *c = cnt + (size_t)4 * r;
+        int sa = c[2], sb = c[3];
+        /* certain: k tokens surely beat the target, or fewer than k can */
+        bool up_sure = sa >= k || V - 1 - sb < k, down_sure = sb >= k || V - 1 - sa < k;
+        if (up_sure && down_sure) {
+            if (c[0] < k) hit[hr[r]] += 1;
+            if (c[1] < k) shit[hr[r]] += 1;
+        } else {
+            host_fix_add(hf, hr[r], r % n);
+        }
+    }
+    int nf = hf->nf - f0;
+    if (nf > 0) {
+        int *up = hs_xmalloc((size_t)nf * sizeof(int)), *down = hs_xmalloc((size_t)nf * sizeof(int));
+        an_topk_target_ranks(hf->fy + (size_t)f0 * D, nf, D, mp->wu, V, hf->ft + f0, k, false, up, down);
+        for (int i = 0; i < nf; i++) {
+            if (up[i] < k) hit[hf->fh[f0 + i]] += 1;
+            if (down[i] < k) shit[hf->fh[f0 + i]] += 1;
+        }
+        free(up); free(down);
+    }
+    return HS_OK;
+}
+
+hs_status an_maps_scores_gpu(an_maps_gpu *gs, const an_maps_relation *r, double *scores, double *suppression, int *n_host) {
+    const an_maps *mp = gs->mp;
+    int L = mp->L, H = mp->H, D = mp->D, HD = mp->HD, KD = mp->KV * HD, n = r->n;
+    memset(scores, 0, (size_t)L * H * sizeof(double));
+    memset(suppression, 0, (size_t)L * H * sizeof(double));
+    if (n_host) *n_host = 0;
+    if (n == 0) return HS_OK;
+    HS_ASSERT(r->k >= 1);
+    int rows_max = ROWS_FLOATS / D;
+    int cap = n > rows_max ? n : rows_max - rows_max % n;   /* whole heads per batch, as an_maps_scores */
+    if (cap > L * H * n) cap = L * H * n;
+    hs_status st = HS_OK;
+    gpu_rel_bufs b;
+    memset(&b, 0, sizeof b);
+    void **all[] = { (void **)&b.x0, (void **)&b.x1, (void **)&b.z, (void **)&b.y, (void **)&b.c, (void **)&b.tg,
+                     (void **)&b.cnt, (void **)&b.lt, (void **)&b.yn };
+    size_t sizes[] = { (size_t)n * D * sizeof(float), (size_t)n * D * sizeof(float), (size_t)n * KD * sizeof(float),
+                       (size_t)cap * D * sizeof(float), (size_t)GPU_ROW_CHUNK * GPU_VOCAB_BLOCK * sizeof(float),
+                       (size_t)cap * sizeof(int), (size_t)cap * 4 * sizeof(int), (size_t)cap * sizeof(double),
+                       (size_t)cap * sizeof(double) };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if (!(*all[i] = rt_gpu_mem_alloc(gs->g, sizes[i], "the MAPS ranking buffers"))) { st = HS_EIO; goto done; }
+    {
+        float *x0 = hs_xmalloc((size_t)n * D * sizeof(float)), *x1 = hs_xmalloc((size_t)n * D * sizeof(float));
+        int *tg = hs_xmalloc((size_t)cap * sizeof(int)), *hr = hs_xmalloc((size_t)cap * sizeof(int));
+        int *cnt = hs_xmalloc((size_t)cap * 4 * sizeof(int));
+        host_fix hf = { mp, r, x0, x1, hs_xmalloc((size_t)n * KD * sizeof(float)), hs_xmalloc((size_t)n * D * sizeof(float)),
+                        -1, -1, hs_xmalloc((size_t)cap * D * sizeof(float)), hs_xmalloc((size_t)cap * sizeof(int)),
+                        hs_xmalloc((size_t)cap * sizeof(int)), 0 };
+        int host_rows = 0;
+        an_maps_embed(mp, 0, r->src, n, x0);
+        an_maps_embed(mp, 1 < L ? 1 : 0, r->src, n, x1);
+        rt_gpu_mem_upload(gs->g, b.x0, x0, (size_t)n * D * sizeof(float));
+        rt_gpu_mem_upload(gs->g, b.x1, x1, (size_t)n * D * sizeof(float));
+        int rows = 0;
+        for (int l = 0; l < L && st == HS_OK; l++) {
+            rt_gpu_calc_gemm(gs->g, false, false, n, KD, D, 1.0f, uses_mlp(mp, l) ? b.x1 : b.x0, D, gs->wv + (size_t)l * D * KD, KD,
+                             0.0f, b.z, KD);
+            for (int h = 0; h < H && st == HS_OK; h++) {
+                if (rows + n > cap) {
+                    hf.nf = 0;
+                    st = gpu_rank(gs, &b, tg, hr, rows, r->k, cnt, &hf, scores, suppression);
+                    host_rows += hf.nf;
+                    rows = 0;
+                }
+                rt_gpu_calc_gemm(gs->g, false, false, n, D, HD, 1.0f, b.z + (size_t)(h / (H / mp->KV)) * HD, KD,
+                                 gs->wo + ((size_t)l * H + h) * HD * D, D, 0.0f, b.y + (size_t)rows * D, D);
+                for (int i = 0; i < n; i++) { tg[rows + i] = r->tgt[i]; hr[rows + i] = l * H + h; }
+                rows += n;
+            }
+        }
+        if (st == HS_OK && rows) {
+            hf.nf = 0;
+            st = gpu_rank(gs, &b, tg, hr, rows, r->k, cnt, &hf, scores, suppression);
+            host_rows += hf.nf;
+        }
+        if (st == HS_OK)
+            for (int i = 0; i < L * H; i++) { scores[i] /= n; suppression[i] /= n; }
+        if (n_host) *n_host = host_rows;
+        free(x0); free(x1); free(tg); free(hr); free(cnt);
+        free(hf.zc); free(hf.yh); free(hf.fy); free(hf.ft); free(hf.fh);
+    }
+done:
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) rt_gpu_mem_free(gs->g, *all[i]);
+    return st;
 }
 
 /* ------------------------------------------------------------------ salient operations */
@@ -562,6 +761,11 @@ hs_status an_maps_run(an_ctx *ctx, const an_maps_params *p, const an_maps_relati
     const rt_model *m = ctx->m;
     int L = m->cfg.n_layers, H = m->cfg.n_heads, LH = L * H;
     an_maps *mp = an_maps_init(m, p->first_mlp);
+    an_maps_gpu *gs = NULL;
+    if (p->cuda) {
+        hs_status gst = an_maps_gpu_init(mp, p->device, p->emulate, &gs);
+        if (gst != HS_OK) { an_maps_free(mp); return gst; }
+    }
 
     cJSON *params = cJSON_CreateObject();
     cJSON_AddStringToObject(params, "relations", p->relations_arg ? p->relations_arg : "");
@@ -575,6 +779,11 @@ hs_status an_maps_run(an_ctx *ctx, const an_maps_params *p, const an_maps_relati
     cJSON_AddNumberToObject(params, "mapped", p->n_mapped);
     cJSON_AddNumberToObject(params, "top_heads", p->n_top_heads);
     cJSON_AddNumberToObject(params, "min_pairs", p->min_pairs);
+    if (p->cuda) {
+        char dev[48];
+        snprintf(dev, sizeof dev, "cuda:%d%s", p->device, p->emulate ? " (emulated)" : "");
+        cJSON_AddStringToObject(params, "device", dev);
+    }
     cJSON *root = an_report_begin(ctx, "maps", params);
     cJSON_AddStringToObject(root, "method",
         "MAPS static scores: M = E'' W_V W_O W_U with raw weights (no LayerNorm folding, no ln_final, no b_V); "
@@ -613,7 +822,14 @@ hs_status an_maps_run(an_ctx *ctx, const an_maps_params *p, const an_maps_relati
             hs_log_info("maps", "%s: no pair survives single-token filtering on this vocabulary (%d listed)", r.name, r.n_listed);
             continue;
         }
-        an_maps_scores(mp, &r, p->exhaustive, sc, su);
+        if (gs) {
+            int n_host = 0;
+            if ((rc = an_maps_scores_gpu(gs, &r, sc, su, &n_host)) != HS_OK) break;
+            hs_log_info("maps", "%s: %d of %d rows were within the GPU margin of the top-%d boundary and were ranked on the host",
+                        r.name, n_host, r.n * LH, r.k);
+        } else {
+            an_maps_scores(mp, &r, p->exhaustive, sc, su);
+        }
         cJSON_AddItemToObject(e, "scores", grid_json(sc, L, H));
         cJSON_AddItemToObject(e, "suppression", grid_json(su, L, H));
         cJSON_AddItemToObject(e, "top_heads", head_list(sc, L, H, p->n_top_heads, order));
@@ -686,6 +902,7 @@ hs_status an_maps_run(an_ctx *ctx, const an_maps_params *p, const an_maps_relati
     }
     cJSON_AddItemToObject(root, "summary", summary);
     free(sc); free(su); free(dy); free(dys); free(order);
+    an_maps_gpu_free(gs);
     an_maps_free(mp);
     if (rc != HS_OK) { cJSON_Delete(root); return rc; }
     return an_report_finish(ctx, root, out_path);

@@ -46,6 +46,9 @@ typedef struct {
     int min_pairs;         /* relations with fewer kept pairs are scored but left out of the summary (30, as MAPS) */
     const char *relations_arg;   /* --relations as given, recorded in params */
     int k_override;        /* --k (0 = MAPS's rule per relation) */
+    bool cuda;             /* --device cuda: static scores on the GPU (an_maps_scores_gpu) */
+    int device;            /* CUDA device index */
+    bool emulate;          /* tests: the GPU code path on the CPU-reference kernels (needs no GPU) */
 } an_maps_params;
 void an_maps_defaults(an_maps_params *p);
 
@@ -63,6 +66,26 @@ void an_maps_embed(const an_maps *mp, int layer, const int *ids, int n, float *o
  * index l*H + h; each is hits / r->n. r->n == 0 gives all zeros. */
 void an_maps_scores(const an_maps *mp, const an_maps_relation *r, bool exhaustive, double *scores,
                     double *suppression);
+
+/* ---- the GPU path (--device cuda) ----
+ * The same scores as an_maps_scores, with the row products E″·W_V·W_O (cuBLAS fp32, no TF32), the
+ * logits against the whole vocabulary and the rank counts (runtime/cuda/rt_cuda_rank.cu, topk.c's
+ * rule) on the device; E″ itself is computed on the host (an_maps_embed). Exactness: a row's
+ * decision (target in the top-k of M, of −M) is taken from the device only when it holds under a
+ * perturbation of every logit by m = 1e-3·‖y‖·max_j‖W_U[j]‖ (far above the ~1e-6 relative difference
+ * between two fp32 GEMMs); the few rows near the top-k boundary are re-ranked on the host exactly
+ * as an_maps_scores ranks them. Hit counts therefore equal the CPU path's. */
+typedef struct an_maps_gpu an_maps_gpu;
+/* Open device `device` (emulate: the CPU-reference backend) and upload every head's W_V, W_O and
+ * W_U once. mp is borrowed. HS_EUNSUPPORTED (one line) without a device, HS_EIO (one line) when
+ * out of GPU memory; *out = NULL then. Free with an_maps_gpu_free. */
+hs_status an_maps_gpu_init(const an_maps *mp, int device, bool emulate, an_maps_gpu **out);
+void an_maps_gpu_free(an_maps_gpu *gs);
+/* an_maps_scores on the GPU (scores, suppression: (L*H) caller buffers). *n_host (may be NULL)
+ * receives the number of rows decided on the host. HS_EIO (one line) on a GPU failure (out of
+ * memory, a failed kernel); the buffers are then undefined. */
+hs_status an_maps_scores_gpu(an_maps_gpu *gs, const an_maps_relation *r, double *scores, double *suppression,
+                             int *n_host);
 
 /* Salient operations: for every head (index l*H + h) the n_sal tokens of highest saliency, best
  * first (ties: lower id), with their saliency and the n_map top tokens of each one's M row.

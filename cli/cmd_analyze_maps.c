@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "analysis/maps.h"
 #include "datasets/relations.h"
+#include "runtime/gpu.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,8 @@ static void usage(void) {
            "  --top N           heads listed per relation in top_heads (10)\n"
            "  --min-pairs N     relations with fewer single-token pairs stay out of the summary (30, as MAPS)\n"
            "  --exhaustive      form every logit of every row (same scores; for timing comparisons)\n"
+           "  --device D        cpu (default), cuda or cuda:N: the row products, full-vocabulary logits and\n"
+           "                    top-k hit tests on the GPU (fp32, no TF32; hit counts equal the CPU's)\n"
            "  --tokenizer FILE  tokenizer to use instead of the model's own\n"
            "  --out FILE        write the report here (atomically) instead of stdout\n"
            "  --quiet           no progress lines on stderr\n");
@@ -53,7 +56,7 @@ int cmd_analyze_maps(int argc, char **argv) {
         if (a[0] != '-' || !(strcmp(a, "--model") == 0 || strcmp(a, "--relations") == 0 || strcmp(a, "--k") == 0 ||
                              strcmp(a, "--first-mlp") == 0 || strcmp(a, "--salient") == 0 || strcmp(a, "--mapped") == 0 ||
                              strcmp(a, "--top") == 0 || strcmp(a, "--min-pairs") == 0 || strcmp(a, "--tokenizer") == 0 ||
-                             strcmp(a, "--out") == 0)) {
+                             strcmp(a, "--out") == 0 || strcmp(a, "--device") == 0)) {
             status = cli_unknown("analyze maps", a);
             goto done;
         }
@@ -62,6 +65,7 @@ int cmd_analyze_maps(int argc, char **argv) {
         else if (strcmp(a, "--relations") == 0) rel_paths[n_paths++] = v;
         else if (strcmp(a, "--tokenizer") == 0) tok_path = v;
         else if (strcmp(a, "--out") == 0) out = v;
+        else if (strcmp(a, "--device") == 0) { if (rt_gpu_parse_device(v, &p.cuda, &p.device) != HS_OK) goto done; }
         else if (strcmp(a, "--first-mlp") == 0) {
             if (strcmp(v, "on") == 0) p.first_mlp = true;
             else if (strcmp(v, "off") == 0) p.first_mlp = false;
@@ -81,6 +85,8 @@ int cmd_analyze_maps(int argc, char **argv) {
         goto done;
     }
     hs_log_quiet(quiet);
+    /* the device before anything is loaded: no GPU is one line and exit 2 */
+    if (p.cuda && rt_gpu_device_check(p.device, NULL) != HS_OK) goto done;
 
     /* relation files first: a typo in one should not cost a model load */
     size_t al = 1;

@@ -1,12 +1,14 @@
 /* cmd_capture.c — `headscope capture`: prompts through a model into a SQLite run database. */
 #include "cli.h"
 #include "probe/capture.h"
+#include "runtime/gpu.h"
 #include <string.h>
 
 static void usage(void) {
     printf("usage: headscope capture MODEL (--prompts FILE | --corpus FILE [--window N] [--stride S]) --db RUN.db\n"
            "                         [--hooks LIST] [--layers SPEC] [--heads SPEC] [--positions all|last|A-B]\n"
            "                         [--dtype f16|bf16|f32] [--batch N] [--max-tokens N] [--no-stats] [--quiet]\n"
+           "                         [--device cpu|cuda|cuda:N] [--gpu-dtype f32|bf16]\n"
            "       headscope capture --resume --db RUN.db\n\n"
            "  --prompts FILE   .txt (one prompt per line; \\n \\t \\\\ escapes) or .jsonl ({\"text\": ...} or {\"ids\": [...]})\n"
            "  --corpus FILE    slice a long text into windows of N tokens every S tokens (default 64/64)\n"
@@ -18,6 +20,10 @@ static void usage(void) {
            "  --max-tokens N   truncate prompts to N tokens\n"
            "  --no-stats       skip the online statistics (entropy, max_weight, bos_mass, self, prev_token,\n"
            "                   distance, duplicate, induction per head, per prompt and for the run)\n"
+           "  --device D       cpu (default), cuda or cuda:N: the forward on the GPU, per-head statistics reduced\n"
+           "                   on the device; stored in the run, so --resume continues on the same device\n"
+           "  --gpu-dtype T    GPU numeric mode: bf16 (default) or f32 (fp32 GEMMs, no TF32: the exactness mode).\n"
+           "                   (--dtype is the stored blobs' dtype, as without --device cuda)\n"
            "  --resume         continue the latest unfinished run of RUN.db with its stored options\n\n"
            "Progress goes to stderr; a killed capture keeps every committed prompt and can be resumed.\n");
 }
@@ -25,6 +31,7 @@ static void usage(void) {
 int cmd_capture(int argc, char **argv) {
     probe_capture_opts o;
     probe_capture_defaults(&o);
+    bool gpu_opt = false, gpu_dtype_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         const char **dst = NULL;
@@ -41,7 +48,14 @@ int cmd_capture(int argc, char **argv) {
         else if (strcmp(a, "--heads") == 0) dst = &o.heads;
         else if (strcmp(a, "--positions") == 0) dst = &o.positions;
         else if (strcmp(a, "--tokenizer") == 0) dst = &o.tokenizer;
-        else if (strcmp(a, "--dtype") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--max-tokens") == 0 ||
+        else if (strcmp(a, "--device") == 0 || strcmp(a, "--gpu-dtype") == 0) {
+            if (!(v = cli_value(argc, argv, &i, "capture"))) return CLI_BADINPUT;
+            if (strcmp(a, "--device") == 0 ? rt_gpu_parse_device(v, &o.cuda, &o.device) != HS_OK
+                                           : rt_gpu_parse_dtype(v, &o.gpu_dtype) != HS_OK) return CLI_BADINPUT;
+            gpu_opt = true;
+            if (strcmp(a, "--gpu-dtype") == 0) gpu_dtype_given = true;
+            continue;
+        } else if (strcmp(a, "--dtype") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--max-tokens") == 0 ||
                  strcmp(a, "--window") == 0 || strcmp(a, "--stride") == 0 || strcmp(a, "--max-pages") == 0) {
             if (!(v = cli_value(argc, argv, &i, "capture"))) return CLI_BADINPUT;
             if (strcmp(a, "--dtype") == 0) {
@@ -63,6 +77,14 @@ int cmd_capture(int argc, char **argv) {
         if (!(*dst = cli_value(argc, argv, &i, "capture"))) return CLI_BADINPUT;
     }
     if (!o.db) { hs_log_error("headscope", "capture needs --db RUN.db — see 'headscope capture --help'"); return CLI_BADINPUT; }
+    if (gpu_dtype_given && !o.cuda && !o.resume) {
+        hs_log_error("headscope", "--gpu-dtype needs --device cuda");
+        return CLI_BADINPUT;
+    }
+    if (o.resume && gpu_opt) {
+        hs_log_error("headscope", "--resume takes the device from the stored run — drop --device/--gpu-dtype");
+        return CLI_BADINPUT;
+    }
     if (o.resume && (o.model || o.prompts || o.corpus)) {
         hs_log_error("headscope", "--resume takes only --db: the model and options come from the stored run");
         return CLI_BADINPUT;

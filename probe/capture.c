@@ -3,6 +3,7 @@
 #include "progress.h"
 #include "prompts.h"
 #include "stats.h"
+#include "probe/cuda/probe_cuda_stats.h"
 #include "runtime/forward.h"
 #include "runtime/half.h"
 #include "runtime/model.h"
@@ -18,6 +19,7 @@ void probe_capture_defaults(probe_capture_opts *o) {
     memset(o, 0, sizeof *o);
     o->hooks = ""; o->layers = "all"; o->heads = "all"; o->positions = "all";
     o->dtype = STORE_F16; o->batch = 8; o->stats = true; o->window = 64; o->stride = 64;
+    o->gpu_dtype = RT_GPU_BF16;
 }
 
 static const char *dtype_name(store_dtype d) { return d == STORE_F32 ? "f32" : d == STORE_BF16 ? "bf16" : "f16"; }
@@ -48,6 +50,12 @@ static char *spec_to_json(const probe_capture_opts *o) {
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "max_tokens", o->max_tokens);
     cJSON_AddBoolToObject(j, "stats", o->stats);
+    if (o->cuda) {   /* only GPU runs carry these: a CPU run's spec is unchanged */
+        char dev[32];
+        snprintf(dev, sizeof dev, "cuda:%d", o->device);
+        cJSON_AddStringToObject(j, "device", dev);
+        cJSON_AddStringToObject(j, "gpu_dtype", rt_gpu_dtype_name(o->gpu_dtype));
+    }
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     free(model); free(prompts); free(corpus); free(tok);
@@ -63,9 +71,9 @@ static hs_status spec_from_json(const char *json, const char *db, probe_capture_
         cJSON_Delete(j);
         return HS_EBADINPUT;
     }
-    bool q = o->quiet; int64_t mp = o->max_pages;
+    bool q = o->quiet, emu = o->gpu_emulate; int64_t mp = o->max_pages; int fab = o->fail_after_batches;
     probe_capture_defaults(o);
-    o->quiet = q; o->max_pages = mp; o->db = db; o->resume = true;
+    o->quiet = q; o->max_pages = mp; o->db = db; o->resume = true; o->gpu_emulate = emu; o->fail_after_batches = fab;
 #define STR(name, field) if (cJSON_IsString(v = cJSON_GetObjectItem(j, name))) o->field = v->valuestring
 #define NUM(name, field) if (cJSON_IsNumber(v = cJSON_GetObjectItem(j, name))) o->field = v->valueint
     STR("model", model); STR("tokenizer", tokenizer); STR("prompts", prompts); STR("corpus", corpus);
@@ -76,6 +84,10 @@ static hs_status spec_from_json(const char *json, const char *db, probe_capture_
     if (cJSON_IsBool(v = cJSON_GetObjectItem(j, "stats"))) o->stats = cJSON_IsTrue(v);
     if (cJSON_IsString(v = cJSON_GetObjectItem(j, "dtype")))
         o->dtype = strcmp(v->valuestring, "f32") == 0 ? STORE_F32 : strcmp(v->valuestring, "bf16") == 0 ? STORE_BF16 : STORE_F16;
+    if (cJSON_IsString(v = cJSON_GetObjectItem(j, "device")) &&
+        rt_gpu_parse_device(v->valuestring, &o->cuda, &o->device) != HS_OK) { cJSON_Delete(j); return HS_EBADINPUT; }
+    if (cJSON_IsString(v = cJSON_GetObjectItem(j, "gpu_dtype")) &&
+        rt_gpu_parse_dtype(v->valuestring, &o->gpu_dtype) != HS_OK) { cJSON_Delete(j); return HS_EBADINPUT; }
     *keep = j;
     return HS_OK;
 }
@@ -150,7 +162,8 @@ static hs_status build_requests(const probe_capture_opts *o, const rt_config *c,
     size_t hl = strlen(o->hooks);
     r->reqs = hs_xcalloc(hl / 2 + 2, sizeof *r->reqs);
     r->one_layer = hs_xcalloc(hl / 2 + 2, sizeof(int));
-    if (o->stats)   /* every head's pattern, all positions: statistics are over the whole prompt */
+    if (o->stats && !o->cuda)   /* every head's pattern, all positions: statistics are over the whole prompt
+                                 * (on the GPU they are reduced on the device instead: probe_cuda_stats) */
         r->reqs[r->n++] = (rt_hook_req){ RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_stats, x };
     char *list = hs_xstrdup(o->hooks), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -223,6 +236,9 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     rt_model *m = NULL;
     rt_tokenizer *tok = NULL;
     rt_forward *f = NULL;
+    rt_gpu *g = NULL;
+    probe_cuda_stats *gst = NULL;
+    rt_gpu_seq *gseqs = NULL;
     probe_prompts pr = {0};
     req_set rs = {0};
     cap_ctx x = {0};
@@ -310,9 +326,22 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
 
     if ((rc = store_writer_start(db, (size_t)64 << 20, &w)) != HS_OK) { db_failed = true; goto fail; }
 
-    f = rt_forward_init(m);
-    x.c = c; x.dtype = o.dtype;
     int B = o.batch;
+    if (o.cuda) {   /* after the run exists: a GPU that fails from here on marks it failed */
+        rt_gpu_opts go;
+        rt_gpu_opts_default(&go);
+        go.dtype = o.gpu_dtype; go.device = o.device; go.emulate = o.gpu_emulate;
+        if ((rc = rt_gpu_init(m, &go, &g)) != HS_OK) goto fail;
+        int maxt = 1;
+        for (int i = 0; i < pr.n; i++) if (pr.items[i].n_ids > maxt) maxt = pr.items[i].n_ids;
+        if (o.stats && (rc = probe_cuda_stats_init(g, c->n_layers, c->n_heads, B, maxt, &gst)) != HS_OK) goto fail;
+        gseqs = hs_xcalloc((size_t)B, sizeof *gseqs);
+        hs_log_info("capture", "forward on %s (%s), %s", o.gpu_emulate ? "the emulated GPU" : "the GPU", rt_gpu_backend_name(g),
+                    rt_gpu_dtype_name(o.gpu_dtype));
+    } else {
+        f = rt_forward_init(m);
+    }
+    x.c = c; x.dtype = o.dtype;
     rt_seq *seqs = hs_xcalloc((size_t)B, sizeof *seqs);
     int *pidx = hs_xcalloc((size_t)B, sizeof(int));
     int **sids = hs_xcalloc((size_t)B, sizeof(int *));
@@ -328,12 +357,14 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     probe_progress_begin(&prog, "capture", "prompts", todo, o.quiet);
     if (n_done) hs_log_info("capture", "resuming run %lld: %d prompts already committed, %lld to go", (long long)run, n_done, (long long)todo);
 
+    int n_batches = 0;
     for (int i = 0; i < pr.n && rc == HS_OK;) {
         int nb = 0;
         for (; i < pr.n && nb < B; i++) {
             if (skip[i]) continue;
             probe_prompt *p = &pr.items[i];
             seqs[nb] = (rt_seq){ p->ids, p->n_ids, NULL };
+            if (gseqs) gseqs[nb] = (rt_gpu_seq){ p->ids, p->n_ids, NULL };
             pidx[nb] = i; sids[nb] = p->ids;
             rep[nb] = probe_has_repeat(p->ids, p->n_ids, seen);
             nb++;
@@ -341,7 +372,24 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
         if (nb == 0) break;
         x.batch = store_batch_new(run);
         memset(x.sums, 0, nsums * sizeof *x.sums);
-        if ((rc = rt_forward_run(f, seqs, nb, &hs, NULL)) != HS_OK) { store_batch_free(x.batch); break; }
+        if (o.fail_after_batches > 0 && n_batches == o.fail_after_batches) {
+            hs_log_error("capture", "simulated GPU failure after %d batches (test hook) — resume with --resume", n_batches);
+            rc = HS_EIO;
+        } else if (!g) {
+            rc = rt_forward_run(f, seqs, nb, &hs, NULL);
+        } else {
+            int *nid = hs_xmalloc((size_t)nb * sizeof(int));
+            for (int s = 0; s < nb; s++) nid[s] = pr.items[pidx[s]].n_ids;
+            if (gst) rc = probe_cuda_stats_begin(gst, nb, (const int *const *)sids, nid, rep);
+            if (rc == HS_OK) rc = rt_gpu_forward_run(g, gseqs, nb, &hs, NULL);
+            if (gst) {   /* always removes the hook; its sums are the stats when the forward succeeded */
+                hs_status se = probe_cuda_stats_end(gst, x.sums);
+                if (rc == HS_OK) rc = se;
+            }
+            free(nid);
+        }
+        n_batches++;
+        if (rc != HS_OK) { store_batch_free(x.batch); break; }
         for (int s = 0; s < nb; s++) {
             const probe_prompt *p = &pr.items[pidx[s]];
             char **strs = hs_xcalloc((size_t)p->n_ids, sizeof(char *));
@@ -396,6 +444,9 @@ out:
     req_set_free(&rs);
     probe_prompts_free(&pr);
     rt_forward_free(f);
+    probe_cuda_stats_free(gst);
+    rt_gpu_free(g);
+    free(gseqs);
     rt_tokenizer_free(tok);
     rt_model_free(m);
     store_close(db);

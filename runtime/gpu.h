@@ -59,6 +59,9 @@ typedef struct {
     bool f32_bf16_weights;/* diagnostics, RT_GPU_F32 only: fp32 arithmetic on weight matrices rounded
                            * to bf16, which separates the bf16 mode's weight quantisation (a property
                            * of an fp32 checkpoint) from its arithmetic error */
+    bool no_weights;      /* a context only (device, stream, cuBLAS, memory, the rt_gpu_calc_* kernels):
+                           * nothing of the model is uploaded and rt_gpu_forward_run refuses; for
+                           * analyses that upload their own matrices (analysis/maps.c) */
 } rt_gpu_opts;
 void rt_gpu_opts_default(rt_gpu_opts *o);
 
@@ -129,4 +132,18 @@ hs_status rt_gpu_mem_download(rt_gpu *g, void *dst, const void *src, size_t byte
 void rt_gpu_mem_zero(rt_gpu *g, void *dst, size_t bytes);
 /* Record a failure of work a consumer queued (its launcher's error text); the next sync reports it. */
 void rt_gpu_note_error(rt_gpu *g, const char *what, const char *err);
+
+/* ---- dense kernels for analyses, on the context's memory (queued; failures reported by the next
+ * rt_gpu_mem_download or rt_gpu_calc_check). Contracts: runtime/cuda/rt_cuda_ops.h. ---- */
+/* Row-major fp32 GEMM, cblas semantics: C (M, N) = alpha·op(A)·op(B) + beta·C. In an RT_GPU_F32
+ * context cuBLAS runs in pedantic fp32 (no TF32). */
+void rt_gpu_calc_gemm(rt_gpu *g, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc);
+/* Ranking (analysis/topk.h's order): the ops table's target_dots and rank_count. */
+void rt_gpu_calc_target_dots(rt_gpu *g, const float *Y, int R, int D, const float *W, const int *tgt, double *lt,
+                             double *ynorm);
+void rt_gpu_calc_rank_count(rt_gpu *g, const float *C, int R, int Wb, int v0, const int *tgt, const double *lt,
+                            const double *ynorm, double rel, int *cnt);
+/* Wait for queued work: HS_OK, or HS_EIO after one line naming the failed kernel and `where`. */
+hs_status rt_gpu_calc_check(rt_gpu *g, const char *where);
 #endif

@@ -11,12 +11,23 @@
  *             (log-softmax <= 5e-2, patterns <= 1e-2), stories260K bf16 greedy ids (64 steps)
  *   stats     GPU: per-head statistics on the device vs probe_head_stats (relative <= 1e-4, fp32)
  *   cli       `headscope trace/generate --device cuda`: the error without a GPU, parity with it
+ *   maps      `analyze maps --device cuda`: no GPU -> one line, exit 2; GPU: the ranking kernels vs
+ *             their CPU references, an_maps_scores_gpu = an_maps_scores (hit counts exactly) on the
+ *             planted model and the shared models, and the CLI's report scores on both devices
+ *   capture   `capture --device cuda`: no GPU -> one line, exit 2, the run marked failed; GPU: the
+ *             stored head statistics equal the CPU capture's (relative <= 1e-5, f32), --resume
  * Sections that need a GPU print one counted skip each when there is none. Every check prints
  * what it compared and the max abs / rel error. Set HS_CUDA_SYNC=1 to pin an asynchronous CUDA
  * fault to its kernel. Models: tests/fixtures/models/rand-* always; ../shared (HS_SHARED) when present.
  */
 #include "testlib.h"
 #include "fixture.h"
+#include "analysis/maps.h"
+#include "analysis/topk.h"
+#include "datasets/plant.h"
+#include "datasets/relations.h"
+#include "store/store.h"
+#include "probe/capture.h"
 #include "probe/cuda/probe_cuda_stats.h"
 #include "probe/stats.h"
 #include "runtime/cuda/rt_cuda_ops.h"
@@ -1101,6 +1112,299 @@ static void section_cli(void) {
     if (system(rm)) {}
 }
 
+
+/* ------------------------------------------------------------------ section: maps */
+
+/* Scores of every relation of a report, flattened in file order (grids "scores" and "suppression"). */
+static void report_scores(const cJSON *rep, float **v, size_t *n, size_t *cap) {
+    const cJSON *rel;
+    cJSON_ArrayForEach(rel, cJSON_GetObjectItem(rep, "relations")) {
+        flatten_json(cJSON_GetObjectItem(rel, "scores"), v, n, cap);
+        flatten_json(cJSON_GetObjectItem(rel, "suppression"), v, n, cap);
+    }
+}
+
+static void maps_parity_model(const char *what, const char *path, const char *extra_rel) {
+    if (!path) { tl_skip("maps %s: ../shared is missing", what); return; }
+    an_ctx ctx;
+    ds_relation *rels = NULL; int nr = 0;
+    if (ds_relations_load("datasets/relations", &rels, &nr) != HS_OK || (extra_rel && ds_relations_load(extra_rel, &rels, &nr) != HS_OK) ||
+        an_ctx_open_model(path, &ctx) != HS_OK) { tl_fail("maps %s: open model and relations", what); ds_relations_free(rels, nr); return; }
+    rt_model_open_tokenizer(ctx.m, NULL, &ctx.tok);
+    int LH = ctx.m->cfg.n_layers * ctx.m->cfg.n_heads;
+    double *a = malloc(LH * sizeof(double)), *b = malloc(LH * sizeof(double)), *c = malloc(LH * sizeof(double)), *d = malloc(LH * sizeof(double));
+    for (int fm = 0; fm < 2; fm++) {
+        an_maps *mp = an_maps_init(ctx.m, fm == 0);
+        an_maps_gpu *gs = NULL;
+        if (an_maps_gpu_init(mp, 0, false, &gs) != HS_OK) { tl_fail("maps %s: an_maps_gpu_init on the device (line above)", what); an_maps_free(mp); continue; }
+        int n_rel = 0, rows = 0, host = 0, diff = 0, hits = 0, dh = 0;
+        char first_bad[160] = "";
+        double t_cpu = 0, t_gpu = 0;
+        for (int j = 0; j < nr; j++) {
+            ds_pairs q;
+            if (ds_relation_resolve(&rels[j], ctx.tok, false, &q) != HS_OK) continue;
+            if (q.n > 0) {
+                an_maps_relation r = { .name = rels[j].name, .k = q.k, .n = q.n, .src = q.src, .tgt = q.tgt };
+                int nh = 0;
+                double t0 = an_now();
+                an_maps_scores(mp, &r, false, a, b);
+                double t1 = an_now();
+                hs_status st = an_maps_scores_gpu(gs, &r, c, d, &nh);
+                t_cpu += t1 - t0; t_gpu += an_now() - t1;
+                if (st != HS_OK) { diff++; snprintf(first_bad, sizeof first_bad, " — %s: GPU path failed (line above)", r.name); }
+                else if (memcmp(a, c, LH * sizeof(double)) || memcmp(b, d, LH * sizeof(double))) {
+                    int dd = 0;
+                    for (int i = 0; i < LH; i++) dd += (int)lround(fabs(a[i] - c[i]) * q.n) + (int)lround(fabs(b[i] - d[i]) * q.n);
+                    diff++; dh += dd;
+                    if (!first_bad[0]) snprintf(first_bad, sizeof first_bad, " — %s: %d hit(s) differ", r.name, dd);
+                }
+                for (int i = 0; i < LH; i++) hits += (int)lround(a[i] * q.n) + (int)lround(b[i] * q.n);
+                n_rel++; rows += q.n * LH; host += nh;
+            }
+            ds_pairs_free(&q);
+        }
+        TL_CHECK(diff == 0 && n_rel > 0, "maps %s first-mlp %s: device = CPU scores/suppression exactly on %d relations, %d rows, %d hits "
+                 "(%d rows re-ranked on the host; cpu %.2f s, gpu %.2f s)%s", what, fm == 0 ? "on" : "off", n_rel, rows, hits, host, t_cpu, t_gpu,
+                 first_bad);
+        an_maps_gpu_free(gs);
+        an_maps_free(mp);
+    }
+    free(a); free(b); free(c); free(d);
+    ds_relations_free(rels, nr);
+    an_ctx_close(&ctx);
+}
+
+static void section_maps(void) {
+    printf("== maps (analyze maps --device cuda)\n");
+    char tmp[] = "/tmp/hs-cuda-maps-XXXXXX";
+    if (!mkdtemp(tmp)) { tl_fail("maps: mkdtemp"); return; }
+    char cmd[2048], out[512], err[512], j1[512], j2[512], planted[512], relf[512];
+    snprintf(out, sizeof out, "%s/out", tmp); snprintf(err, sizeof err, "%s/err", tmp);
+    snprintf(j1, sizeof j1, "%s/cpu.json", tmp); snprintf(j2, sizeof j2, "%s/gpu.json", tmp);
+    snprintf(planted, sizeof planted, "%s/planted", tmp); snprintf(relf, sizeof relf, "%s/byte_copying.json", tmp);
+    bool have_bin = access(hs_bin(), X_OK) == 0;
+    if (!g_gpu) {
+        if (have_bin) {
+            snprintf(cmd, sizeof cmd, "%s analyze maps --model tests/fixtures/models/rand-gpt2 --relations datasets/relations --device cuda --out %s", hs_bin(), j2);
+            int rc = run_cmd(cmd, out, err);
+            char *e = slurp(err), *o = slurp(out);
+            TL_CHECK(rc == 2 && count_lines(e) == 1 && strstr(e, "no CUDA device found") && !*o && access(j2, F_OK) != 0,
+                     "maps: no GPU: analyze maps --device cuda -> exit %d, one line: %.200s", rc, e);
+            free(e); free(o);
+        } else tl_skip("maps: %s is not built", hs_bin());
+        tl_skip("maps: device parity: %s", g_nogpu);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp); if (system(cmd)) {}
+        return;
+    }
+    /* the kernels against their references (topk.c's rule), with exact ties planted */
+    {
+        const rt_cuda_ops *D = rt_cuda_ops_device();
+        rt_cuda_ctx *dc = NULL;
+        if (D->ctx_init(0, true, &dc) != HS_OK) { tl_fail("maps: device context"); }
+        else {
+            int R = 300, Dm = 96, V = 20000, blk = 4096;
+            float *Y = rand_vec((size_t)R * Dm, 1, 0), *W = rand_vec((size_t)V * Dm, 1, 0);
+            for (int v = 500; v < 600; v++) memcpy(W + (size_t)v * Dm, W + (size_t)(v % 5) * Dm, Dm * sizeof(float));
+            int *tg = malloc(R * sizeof(int)), *up = malloc(R * sizeof(int)), *dn = malloc(R * sizeof(int));
+            for (int r = 0; r < R; r++) tg[r] = r % 4 == 0 ? 500 + r % 100 : (int)(urand() * V) % V;
+            int *ch = calloc(4 * R, sizeof(int)), *cd = malloc(4 * R * sizeof(int));
+            double *lth = malloc(R * sizeof(double)), *ynh = malloc(R * sizeof(double)), *ltd = malloc(R * sizeof(double)), *ynd = malloc(R * sizeof(double));
+            float *C = malloc((size_t)R * blk * sizeof(float));
+            float *dY = D->alloc(dc, (size_t)R * Dm * 4), *dW = D->alloc(dc, (size_t)V * Dm * 4), *dC = D->alloc(dc, (size_t)R * blk * 4);
+            int *dtg = D->alloc(dc, R * 4), *dcnt = D->alloc(dc, 16 * R);
+            double *dlt = D->alloc(dc, 8 * R), *dyn = D->alloc(dc, 8 * R);
+            D->upload(dc, dY, Y, (size_t)R * Dm * 4); D->upload(dc, dW, W, (size_t)V * Dm * 4); D->upload(dc, dtg, tg, R * 4);
+            D->zero(dc, dcnt, 16 * R);
+            rt_cuda_ref_target_dots(Y, R, Dm, W, tg, lth, ynh);
+            D->target_dots(dc, dY, R, Dm, dW, dtg, dlt, dyn);
+            an_topk_target_ranks(Y, R, Dm, W, V, tg, 1, true, up, dn);
+            for (int v0 = 0; v0 < V; v0 += blk) {   /* the same logits on both sides: the device's GEMM, copied back */
+                int w = V - v0 < blk ? V - v0 : blk;
+                D->gemm(dc, false, true, R, w, Dm, 1.0f, dY, Dm, dW + (size_t)v0 * Dm, Dm, RT_CUDA_F32, 0.0f, dC, w);
+                D->rank_count(dc, dC, R, w, v0, dtg, dlt, dyn, 1e-3, dcnt);
+                D->download(dc, C, dC, (size_t)R * w * 4);
+                rt_cuda_ref_rank_count(C, R, w, v0, tg, lth, ynh, 1e-3, ch);
+            }
+            D->download(dc, cd, dcnt, 16 * R); D->download(dc, ltd, dlt, 8 * R); D->download(dc, ynd, dyn, 8 * R);
+            bool ok = D->check(dc, "maps kernels") == HS_OK;
+            double dmax = 0; int cbad = 0, tbad = 0;
+            for (int r = 0; r < R; r++) {
+                double e = fabs(ltd[r] - lth[r]) / (fabs(lth[r]) + 1e-30); if (e > dmax) dmax = e;
+                e = fabs(ynd[r] - ynh[r]) / ynh[r]; if (e > dmax) dmax = e;
+                for (int i = 0; i < 4; i++) cbad += cd[4 * r + i] != ch[4 * r + i];
+                bool sure = cd[4 * r + 2] >= 1 || V - 1 - cd[4 * r + 3] < 1;   /* how maps.c decides a row on the device */
+                tbad += sure && (cd[4 * r] < 1) != (up[r] < 1);
+            }
+            TL_CHECK(ok && dmax <= 1e-12, "maps: target_dots kernel vs reference: max rel %.1e (<= 1e-12)", dmax);
+            TL_CHECK(ok && cbad == 0, "maps: rank_count kernel vs reference on the same logits, %d rows x %d tokens, ties planted: %d counts differ", R, V, cbad);
+            TL_CHECK(ok && tbad == 0, "maps: top-1 decisions the device calls certain = topk.c's on its own sgemm logits: %d differ", tbad);
+            D->free(dc, dY); D->free(dc, dW); D->free(dc, dC); D->free(dc, dtg); D->free(dc, dcnt); D->free(dc, dlt); D->free(dc, dyn);
+            D->ctx_free(dc);
+            free(Y); free(W); free(tg); free(up); free(dn); free(ch); free(cd); free(lth); free(ynh); free(ltd); free(ynd); free(C);
+        }
+    }
+    /* whole relations on the planted model and the shared models */
+    bool have_planted = ds_plant_write(planted, 1) == HS_OK;
+    if (have_planted) {
+        char text[4096] = "{\"leading_space\": false, \"template\": \"{}\", \"pairs\": [";
+        const char *chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        for (const char *c = chars; *c; c++) { char e[32]; snprintf(e, sizeof e, "%s[\"%c\", \"%c\"]", c == chars ? "" : ", ", *c, *c); strcat(text, e); }
+        strcat(text, "]}");
+        FILE *f = fopen(relf, "w");
+        if (f) { fputs(text, f); fclose(f); }
+        maps_parity_model("planted", planted, relf);
+    } else tl_fail("maps: write the planted model");
+    maps_parity_model("tiny-gpt2-shakespeare", tl_shared_path("models/tiny-gpt2-shakespeare"), NULL);
+    maps_parity_model("tiny-llama-shakespeare", tl_shared_path("models/tiny-llama-shakespeare"), NULL);
+    maps_parity_model("stories260K", tl_shared_path("models/stories260K/stories260K.bin"), NULL);
+    /* the CLI on both devices: identical relation scores */
+    const char *models[4] = { have_planted ? planted : NULL, tl_shared_path("models/tiny-gpt2-shakespeare"),
+                              tl_shared_path("models/tiny-llama-shakespeare"), tl_shared_path("models/stories260K/stories260K.bin") };
+    for (int mi = 0; mi < 4; mi++) {
+        if (!models[mi]) { tl_skip("maps: CLI parity: model %d missing", mi); continue; }
+        if (!have_bin) { tl_skip("maps: %s is not built", hs_bin()); break; }
+        const char *rels = mi == 0 ? relf : "datasets/relations";
+        const char *fm = mi == 0 ? " --first-mlp off" : "";
+        snprintf(cmd, sizeof cmd, "%s analyze maps --model %s --relations %s%s --salient 3 --quiet --out %s", hs_bin(), models[mi], rels, fm, j1);
+        int r1 = run_cmd(cmd, out, err);
+        snprintf(cmd, sizeof cmd, "%s analyze maps --model %s --relations %s%s --salient 3 --quiet --out %s --device cuda", hs_bin(), models[mi], rels, fm, j2);
+        int r2 = run_cmd(cmd, out, err);
+        char *a = slurp(j1), *b = slurp(j2), *e = slurp(err);
+        cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+        float *va = NULL, *vb = NULL; size_t na = 0, nb = 0, ca = 0, cb = 0;
+        if (ja) report_scores(ja, &va, &na, &ca);
+        if (jb) report_scores(jb, &vb, &nb, &cb);
+        size_t nd = 0;
+        for (size_t i = 0; i < na && na == nb; i++) nd += va[i] != vb[i];
+        const cJSON *dev = cJSON_GetObjectItem(cJSON_GetObjectItem(jb, "params"), "device");
+        TL_CHECK(r1 == 0 && r2 == 0 && na == nb && na > 0 && nd == 0 && cJSON_IsString(dev),
+                 "maps: CLI %s: --device cuda report scores = cpu's (%zu vs %zu numbers, %zu differ; params.device %s)%s%.200s", models[mi], nb, na, nd,
+                 cJSON_IsString(dev) ? dev->valuestring : "?", r2 ? " — " : "", r2 ? e : "");
+        cJSON_Delete(ja); cJSON_Delete(jb); free(a); free(b); free(e); free(va); free(vb);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp); if (system(cmd)) {}
+}
+
+
+/* ------------------------------------------------------------------ section: capture */
+
+static bool run_status(const char *db, char *status, size_t n, int *n_prompts, char *spec, size_t ns) {
+    store_db *d = NULL;
+    store_run_info *runs = NULL; int nr = 0;
+    if (store_open(db, true, &d) != HS_OK) return false;
+    bool ok = store_runs_list(d, &runs, &nr) == HS_OK && nr > 0;
+    if (ok) {
+        snprintf(status, n, "%s", runs[nr - 1].status);
+        if (spec) snprintf(spec, ns, "%s", runs[nr - 1].spec_json);
+        int *idx = NULL;
+        ok = store_prompt_indices(d, runs[nr - 1].id, &idx, n_prompts) == HS_OK;
+        free(idx);
+    }
+    store_runs_free(runs, nr);
+    store_close(d);
+    return ok;
+}
+
+/* Every stored statistic (per prompt and aggregate) of b against a: same rows, |b-a| <= 1e-6·0 + 1e-5·|a| + 1e-7. */
+static void compare_stats(const char *what, const char *da, const char *dbp) {
+    store_db *A = NULL, *Bd = NULL;
+    store_stat *ra = NULL, *rb = NULL; int na = 0, nb = 0;
+    store_run_info *x = NULL, *y = NULL; int nx = 0, ny = 0;
+    bool ok = store_open(da, true, &A) == HS_OK && store_open(dbp, true, &Bd) == HS_OK && store_runs_list(A, &x, &nx) == HS_OK &&
+              store_runs_list(Bd, &y, &ny) == HS_OK && nx > 0 && ny > 0 && store_stats_get(A, x[nx - 1].id, -2, NULL, &ra, &na) == HS_OK &&
+              store_stats_get(Bd, y[ny - 1].id, -2, NULL, &rb, &nb) == HS_OK;
+    int bad = 0; double mrel = 0, mabs = 0;
+    char worst[128] = "";
+    if (ok && na == nb)
+        for (int i = 0; i < na; i++) {
+            if (ra[i].prompt_index != rb[i].prompt_index || ra[i].layer != rb[i].layer || ra[i].head != rb[i].head || strcmp(ra[i].metric, rb[i].metric)) { bad++; continue; }
+            double d = fabs(ra[i].value - rb[i].value), r = d / (fabs(ra[i].value) + 1e-30);
+            if (d > mabs) mabs = d;
+            if (d > 1e-7 && r > mrel) { mrel = r; snprintf(worst, sizeof worst, "prompt %d head %d.%d %s", ra[i].prompt_index, ra[i].layer, ra[i].head, ra[i].metric); }
+            if (d > 1e-7 + 1e-5 * fabs(ra[i].value)) bad++;
+        }
+    TL_CHECK(ok && na == nb && na > 0 && bad == 0, "%s: %d vs %d stored statistics, %d outside 1e-5 relative (+1e-7 abs); max rel %.2e (%s), max abs %.2e",
+             what, nb, na, bad, mrel, worst[0] ? worst : "-", mabs);
+    free(ra); free(rb); store_runs_free(x, nx); store_runs_free(y, ny); store_close(A); store_close(Bd);
+}
+
+static void section_capture(void) {
+    printf("== capture (capture --device cuda)\n");
+    const char *model = tl_shared_path("models/tiny-llama-shakespeare");
+    if (!model) { tl_skip("capture: ../shared is missing (tiny-llama-shakespeare)"); return; }
+    char tmp[] = "/tmp/hs-cuda-cap-XXXXXX";
+    if (!mkdtemp(tmp)) { tl_fail("capture: mkdtemp"); return; }
+    char pf[512], d1[512], d2[512], d3[512], d4[512], d5[512], cmd[2048], out[512], err[512], st[32], spec[2048];
+    snprintf(pf, sizeof pf, "%s/p.txt", tmp);
+    snprintf(d1, sizeof d1, "%s/cpu.db", tmp); snprintf(d2, sizeof d2, "%s/emu.db", tmp); snprintf(d3, sizeof d3, "%s/fail.db", tmp);
+    snprintf(d4, sizeof d4, "%s/nogpu.db", tmp); snprintf(d5, sizeof d5, "%s/gpu.db", tmp);
+    snprintf(out, sizeof out, "%s/out", tmp); snprintf(err, sizeof err, "%s/err", tmp);
+    FILE *f = fopen(pf, "w");
+    if (f) {
+        fputs("To be, or not to be, that is the question.\nFirst Citizen: Before we proceed any further, hear me speak.\n"
+              "the king the king the king is dead, long live the king\nO Romeo, Romeo! wherefore art thou Romeo?\n"
+              "All: Speak, speak.\n", f);
+        fclose(f);
+    }
+    probe_capture_opts o;
+    probe_capture_defaults(&o);
+    o.model = model; o.prompts = pf; o.batch = 2; o.quiet = true; o.hooks = "hook_z"; o.layers = "0"; o.dtype = STORE_F32;
+    o.db = d1;
+    hs_log_quiet(true);
+    hs_status r1 = probe_capture_run(&o, NULL);
+    o.db = d2; o.cuda = true; o.gpu_emulate = true; o.gpu_dtype = RT_GPU_F32;
+    hs_status r2 = probe_capture_run(&o, NULL);
+    hs_log_quiet(false);
+    int np = 0;
+    bool sok = run_status(d2, st, sizeof st, &np, spec, sizeof spec);
+    TL_CHECK(r1 == HS_OK && r2 == HS_OK && sok && strcmp(st, "complete") == 0 && np == 5 && strstr(spec, "\"device\":\"cuda:0\"") &&
+             strstr(spec, "\"gpu_dtype\":\"f32\""), "capture (emulated GPU, f32): runs, status %s, %d prompts, spec records device and gpu_dtype",
+             sok ? st : "?", np);
+    compare_stats("capture emulated GPU f32 vs CPU capture", d1, d2);
+    /* a GPU failure after the first batch: the run is failed, the batch committed before stays, --resume finishes on the spec's device */
+    o.db = d3; o.fail_after_batches = 1;
+    hs_log_quiet(true);
+    hs_status r3 = probe_capture_run(&o, NULL);
+    hs_log_quiet(false);
+    sok = run_status(d3, st, sizeof st, &np, NULL, 0);
+    TL_CHECK(r3 != HS_OK && sok && strcmp(st, "failed") == 0 && np == 2, "capture: simulated GPU failure after batch 1 -> error, run %s, %d prompts kept (2)",
+             sok ? st : "?", np);
+    probe_capture_opts ro;
+    probe_capture_defaults(&ro);
+    ro.db = d3; ro.resume = true; ro.quiet = true; ro.gpu_emulate = true;
+    hs_log_quiet(true);
+    hs_status r4 = probe_capture_run(&ro, NULL);
+    hs_log_quiet(false);
+    sok = run_status(d3, st, sizeof st, &np, NULL, 0);
+    TL_CHECK(r4 == HS_OK && sok && strcmp(st, "complete") == 0 && np == 5, "capture: --resume of the failed GPU run (device from its spec) completes: %s, %d prompts",
+             sok ? st : "?", np);
+    compare_stats("capture resumed GPU run vs CPU capture", d1, d3);
+    bool have_bin = access(hs_bin(), X_OK) == 0;
+    if (!g_gpu) {
+        if (have_bin) {
+            snprintf(cmd, sizeof cmd, "%s capture %s --prompts %s --db %s --device cuda --quiet", hs_bin(), model, pf, d4);
+            int rc = run_cmd(cmd, out, err);
+            char *e = slurp(err);
+            sok = run_status(d4, st, sizeof st, &np, NULL, 0);
+            TL_CHECK(rc == 2 && count_lines(e) == 1 && strstr(e, "no CUDA device found") && sok && strcmp(st, "failed") == 0 && np == 0,
+                     "capture: no GPU: capture --device cuda -> exit %d, one line, run %s with %d prompts: %.200s", rc, sok ? st : "?", np, e);
+            free(e);
+        } else tl_skip("capture: %s is not built", hs_bin());
+        tl_skip("capture: device parity: %s", g_nogpu);
+    } else if (have_bin) {
+        snprintf(cmd, sizeof cmd, "%s capture %s --prompts %s --db %s --device cuda --gpu-dtype f32 --batch 2 --hooks hook_z --layers 0 --dtype f32 --quiet",
+                 hs_bin(), model, pf, d5);
+        int rc = run_cmd(cmd, out, err);
+        char *e = slurp(err);
+        sok = run_status(d5, st, sizeof st, &np, NULL, 0);
+        TL_CHECK(rc == 0 && sok && strcmp(st, "complete") == 0 && np == 5, "capture: CLI --device cuda --gpu-dtype f32: exit %d, run %s, %d prompts %.200s", rc,
+                 sok ? st : "?", np, e);
+        free(e);
+        compare_stats("capture CLI on the GPU (f32) vs CPU capture", d1, d5);
+    } else tl_skip("capture: %s is not built", hs_bin());
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp); if (system(cmd)) {}
+}
+
 /* ------------------------------------------------------------------ main */
 
 static bool want(int argc, char **argv, const char *s) {
@@ -1130,5 +1434,7 @@ int main(int argc, char **argv) {
         else tl_skip("stats: %s", g_nogpu);
     }
     if (want(argc, argv, "cli")) section_cli();
+    if (want(argc, argv, "maps")) section_maps();
+    if (want(argc, argv, "capture")) section_capture();
     return tl_done();
 }

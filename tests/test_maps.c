@@ -12,6 +12,10 @@
  * 5. Relation files: loading, single-token filtering on the real GPT-2 tokenizer and on the
  *    SentencePiece / llama2.c vocabularies, prompts; bad files -> one error line, exit 2 (CLI).
  * 6. Every report validates against docs/report.schema.json.
+ * 7. The GPU path (--device cuda) on the CPU-reference backend: the ranking kernel's reference
+ *    (rt_cuda_ref_rank_count) against topk.c with planted ties, and an_maps_scores_gpu against
+ *    an_maps_scores — identical hit counts on the planted model and the shared models, every
+ *    shipped relation (tests/test_cuda.c `maps` runs the same on the device).
  */
 #include "testlib.h"
 #include "fixture.h"
@@ -21,6 +25,7 @@
 #include "analysis/weights.h"
 #include "datasets/plant.h"
 #include "datasets/relations.h"
+#include "runtime/cuda/rt_cuda_ops.h"
 #include "runtime/forward.h"
 #include <cblas.h>
 #include <sys/wait.h>
@@ -629,6 +634,117 @@ static void test_shared_reports(void) {
     }
 }
 
+
+/* ------------------------------------------------------------------ 7. GPU path (emulated) */
+
+/* The rank kernel's reference, block by block, against topk.c's exhaustive counts (ties planted). */
+static void test_rank_ref(void) {
+    int R = 37, D = 16, V = 3000, blk = 700;
+    float *Y = malloc((size_t)R * D * sizeof(float)), *W = malloc((size_t)V * D * sizeof(float));
+    for (int i = 0; i < R * D; i++) Y[i] = frand();
+    for (int i = 0; i < V * D; i++) W[i] = frand();
+    for (int v = 100; v < 140; v++) memcpy(W + (size_t)v * D, W + (size_t)(v % 7) * D, D * sizeof(float));   /* exact ties */
+    int *tg = malloc(R * sizeof(int)), *up = malloc(R * sizeof(int)), *down = malloc(R * sizeof(int)), *cnt = calloc(4 * R, sizeof(int));
+    for (int r = 0; r < R; r++) tg[r] = r % 3 == 0 ? 100 + r % 40 : (int)(rnd() % V);
+    double *lt = malloc(R * sizeof(double)), *yn = malloc(R * sizeof(double));
+    float *C = malloc((size_t)R * blk * sizeof(float));
+    an_topk_target_ranks(Y, R, D, W, V, tg, 1, true, up, down);
+    rt_cuda_ref_target_dots(Y, R, D, W, tg, lt, yn);
+    for (int v0 = 0; v0 < V; v0 += blk) {
+        int w = V - v0 < blk ? V - v0 : blk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, w, D, 1.0f, Y, D, W + (size_t)v0 * D, D, 0.0f, C, w);
+        rt_cuda_ref_rank_count(C, R, w, v0, tg, lt, yn, 1e-3, cnt);
+    }
+    int bad = 0, sure_bad = 0;
+    for (int r = 0; r < R; r++) {
+        if (cnt[4 * r] != up[r] || cnt[4 * r + 1] != down[r]) bad++;
+        if (cnt[4 * r + 2] > up[r] || cnt[4 * r + 3] > down[r]) sure_bad++;   /* sure counts are subsets */
+    }
+    TL_CHECK(bad == 0 && sure_bad == 0, "GPU rank reference: above/below counts over %d-token blocks equal topk.c's exhaustive ranks on %d rows "
+             "with planted exact ties (%d differ), sure counts never exceed them (%d)", blk, R, bad, sure_bad);
+    free(Y); free(W); free(tg); free(up); free(down); free(cnt); free(lt); free(yn); free(C);
+}
+
+/* an_maps_scores_gpu (emulate) against an_maps_scores on every relation that keeps pairs. */
+static void gpu_parity_model(const char *what, const char *path, const char *extra_rel) {
+    if (!path) { tl_skip("%s: GPU path: ../shared is absent", what); return; }
+    an_ctx ctx;
+    ds_relation *rels = NULL; int nr = 0;
+    if (ds_relations_load("datasets/relations", &rels, &nr) != HS_OK || (extra_rel && ds_relations_load(extra_rel, &rels, &nr) != HS_OK) ||
+        an_ctx_open_model(path, &ctx) != HS_OK) { tl_fail("%s: GPU path: open model and relations", what); ds_relations_free(rels, nr); return; }
+    rt_model_open_tokenizer(ctx.m, NULL, &ctx.tok);
+    int LH = ctx.m->cfg.n_layers * ctx.m->cfg.n_heads;
+    double *a = malloc(LH * sizeof(double)), *b = malloc(LH * sizeof(double)), *c = malloc(LH * sizeof(double)), *d = malloc(LH * sizeof(double));
+    for (int fm = 0; fm < 2; fm++) {
+        an_maps *mp = an_maps_init(ctx.m, fm == 0);
+        an_maps_gpu *gs = NULL;
+        hs_log_quiet(true);
+        hs_status st = an_maps_gpu_init(mp, 0, true, &gs);
+        hs_log_quiet(false);
+        if (st != HS_OK) { tl_fail("%s: an_maps_gpu_init (emulate)", what); an_maps_free(mp); continue; }
+        int n_rel = 0, rows = 0, host = 0, diff = 0, hits = 0;
+        char first_bad[128] = "";
+        for (int j = 0; j < nr; j++) {
+            ds_pairs q;
+            if (ds_relation_resolve(&rels[j], ctx.tok, false, &q) != HS_OK) continue;
+            if (q.n > 0) {
+                an_maps_relation r = { .name = rels[j].name, .k = q.k, .n = q.n, .src = q.src, .tgt = q.tgt };
+                int nh = 0;
+                an_maps_scores(mp, &r, false, a, b);
+                if (an_maps_scores_gpu(gs, &r, c, d, &nh) != HS_OK) { diff++; snprintf(first_bad, sizeof first_bad, "%s: GPU path failed", r.name); }
+                else if (memcmp(a, c, LH * sizeof(double)) || memcmp(b, d, LH * sizeof(double))) {
+                    diff++;
+                    if (!first_bad[0]) snprintf(first_bad, sizeof first_bad, "%s differs", r.name);
+                }
+                for (int i = 0; i < LH; i++) hits += (int)lround(a[i] * q.n) + (int)lround(b[i] * q.n);
+                n_rel++; rows += q.n * LH; host += nh;
+            }
+            ds_pairs_free(&q);
+        }
+        TL_CHECK(diff == 0 && n_rel > 0, "%s: first-mlp %s: GPU path (emulated) = CPU scores and suppression exactly on %d relations, "
+                 "%d rows, %d hits; %d rows re-ranked on the host (margin) %s", what, fm == 0 ? "on" : "off", n_rel, rows, hits, host, first_bad);
+        an_maps_gpu_free(gs);
+        an_maps_free(mp);
+    }
+    free(a); free(b); free(c); free(d);
+    ds_relations_free(rels, nr);
+    an_ctx_close(&ctx);
+}
+
+static void test_gpu_emulated(void) {
+    char dir[128], relf[160], out[160];
+    snprintf(dir, sizeof dir, "%s/planted", g_tmp);
+    snprintf(relf, sizeof relf, "%s/byte_copying.json", g_tmp);
+    snprintf(out, sizeof out, "%s/planted_gpu.json", g_tmp);
+    test_rank_ref();
+    gpu_parity_model("planted (byte copying + shipped relations)", dir, relf);
+    gpu_parity_model("tiny-gpt2-shakespeare", tl_shared_path("models/tiny-gpt2-shakespeare"), NULL);
+    gpu_parity_model("tiny-llama-shakespeare", tl_shared_path("models/tiny-llama-shakespeare"), NULL);
+    gpu_parity_model("stories260K", tl_shared_path("models/stories260K/stories260K.bin"), NULL);
+    /* the whole pass with p.cuda (emulated): its report validates and records the device */
+    an_ctx ctx;
+    ds_relation *rels = NULL; int nr = 0;
+    ds_pairs q = { 0 };
+    if (ds_relations_load(relf, &rels, &nr) != HS_OK || an_ctx_open_model(dir, &ctx) != HS_OK) { tl_fail("GPU report: open the planted model"); ds_relations_free(rels, nr); return; }
+    rt_model_open_tokenizer(ctx.m, NULL, &ctx.tok);
+    ds_relation_resolve(&rels[0], ctx.tok, false, &q);
+    an_maps_relation r = { .name = rels[0].name, .k = q.k, .n = q.n, .src = q.src, .tgt = q.tgt };
+    an_maps_params p; an_maps_defaults(&p);
+    p.first_mlp = false; p.n_salient = 2; p.n_mapped = 2; p.cuda = true; p.emulate = true;
+    hs_log_quiet(true);
+    hs_status st = an_maps_run(&ctx, &p, &r, 1, out);
+    hs_log_quiet(false);
+    cJSON *rep = st == HS_OK ? check_report(out, "planted maps --device cuda (emulated)") : NULL;
+    const cJSON *dev = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "params"), "device");
+    double s13 = rep ? head_score(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "relations"), rels[0].name), "scores"), "1.3") : -1;
+    TL_CHECK(st == HS_OK && cJSON_IsString(dev) && strstr(dev->valuestring, "emulated") && s13 >= 0.9,
+             "GPU report (emulated): runs, params.device = %s, copying head 1.3 scores %.3f", cJSON_IsString(dev) ? dev->valuestring : "?", s13);
+    cJSON_Delete(rep);
+    ds_pairs_free(&q);
+    ds_relations_free(rels, nr);
+    an_ctx_close(&ctx);
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/hs-maps-XXXXXX");
     if (!mkdtemp(g_tmp)) { tl_fail("mkdtemp"); return tl_done(); }
@@ -648,6 +764,7 @@ int main(void) {
     test_bad_files();
     test_cli();
     test_shared_reports();
+    test_gpu_emulated();
     TL_CHECK(fabs(an_pearson((double[]){ 1, 2, 3, 4 }, (double[]){ 2, 4, 5, 9 }, 4) - 11 / sqrt(130.0)) < 1e-12 &&
              isnan(an_pearson((double[]){ 1, 1 }, (double[]){ 1, 2 }, 2)), "Pearson r of a hand example; NaN for a constant series");
     cJSON_Delete(g_schema);

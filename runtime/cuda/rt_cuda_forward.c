@@ -338,7 +338,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
         if (st != HS_OK) return st;
         HS_ASSERT(ops != NULL);
     }
-    hs_status st = check_model(m);
+    hs_status st = o->no_weights ? HS_OK : check_model(m);
     if (st != HS_OK) return st;
 
     rt_gpu *g = hs_xcalloc(1, sizeof *g);
@@ -355,6 +355,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     const rt_config *c = &m->cfg;
     g->layers = hs_xcalloc((size_t)c->n_layers, sizeof *g->layers);
     wplace p = { g, NULL, 0, NULL, 0, o->dtype == RT_GPU_F32 && o->f32_bf16_weights };
+    if (o->no_weights) { *out = g; return HS_OK; }     /* a bare context: g->wblock stays NULL */
     place_weights(&p);                                   /* measure */
     size_t need = p.off, fr = 0, tot = 0;
     ops->mem_info(g->ctx, &fr, &tot);
@@ -431,6 +432,20 @@ hs_status rt_gpu_mem_download(rt_gpu *g, void *dst, const void *src, size_t byte
 }
 void rt_gpu_mem_zero(rt_gpu *g, void *dst, size_t bytes) { g->ops->zero(g->ctx, dst, bytes); }
 void rt_gpu_note_error(rt_gpu *g, const char *what, const char *err) { g->ops->note_error(g->ctx, what, err); }
+
+void rt_gpu_calc_gemm(rt_gpu *g, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    g->ops->gemm(g->ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, RT_CUDA_F32, beta, C, ldc);
+}
+void rt_gpu_calc_target_dots(rt_gpu *g, const float *Y, int R, int D, const float *W, const int *tgt, double *lt,
+                             double *ynorm) {
+    g->ops->target_dots(g->ctx, Y, R, D, W, tgt, lt, ynorm);
+}
+void rt_gpu_calc_rank_count(rt_gpu *g, const float *C, int R, int Wb, int v0, const int *tgt, const double *lt,
+                            const double *ynorm, double rel, int *cnt) {
+    g->ops->rank_count(g->ctx, C, R, Wb, v0, tgt, lt, ynorm, rel, cnt);
+}
+hs_status rt_gpu_calc_check(rt_gpu *g, const char *where) { return g->ops->check(g->ctx, where); }
 
 /* ------------------------------------------------------------------ KV cache */
 
@@ -814,6 +829,10 @@ static hs_status run_layers(rt_gpu *g, const batch_view *bv, run_bufs *b, const 
 
 hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, const rt_hook_spec *spec, float *last_logits) {
     const rt_config *c = &g->m->cfg;
+    if (!g->wblock) {
+        hs_log_error("cuda", "this GPU context was opened without the model's weights (no_weights) — open it with rt_gpu_init's defaults");
+        return HS_EBADINPUT;
+    }
     hs_status st = check_batch(g, seqs, n_seqs);
     if (st != HS_OK) return st;
     hs_arena_reset(&g->host);

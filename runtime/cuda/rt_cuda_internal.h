@@ -48,6 +48,10 @@ void rt_cuda_k_attention(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldls
                          const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
 void rt_cuda_k_mask_scores(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
 void rt_cuda_k_softmax_rows(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
+void rt_cuda_k_target_dots(rt_cuda_ctx *c, const float *Y, int R, int D, const float *W, const int *tgt, double *lt,
+                           double *ynorm);
+void rt_cuda_k_rank_count(rt_cuda_ctx *c, const float *C, int R, int Wb, int v0, const int *tgt, const double *lt,
+                          const double *ynorm, double rel, int *cnt);
 
 /* Warp reductions over all 32 lanes (every lane gets the result). */
 template <typename V> __device__ __forceinline__ V rt_cuda_warp_sum(V v) {

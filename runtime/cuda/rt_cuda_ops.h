@@ -101,6 +101,20 @@ typedef struct {
     /* S (T, Tk) in place: softmax of each row over its visible keys [first, p] (forward.c's rule:
      * -inf -> 0, a row summing to 0 stays 0), zeros elsewhere. */
     void (*softmax_rows)(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
+
+    /* ---- full-vocabulary rankings (analysis/maps.c --device cuda; the rule of analysis/topk.h) ---- */
+    /* lt (R) = Σ_d (double)Y[r,d]·W[tgt[r],d] (the target's exact logit); ynorm (R) = ‖Y[r]‖₂ in double.
+     * Y (R, D), W (V, D) row-major, tgt (R) ids in [0, V). */
+    void (*target_dots)(rt_cuda_ctx *c, const float *Y, int R, int D, const float *W, const int *tgt, double *lt,
+                        double *ynorm);
+    /* One vocabulary block of logits C (R, Wb; row stride Wb) for tokens v0..v0+Wb-1; per row r adds into
+     * cnt (R, 4) ints: [0] tokens ranked before tgt[r] (logit descending, ties by id; comparisons in
+     * float against lf = (float)lt[r] exactly as topk.c's count_block), [1] the same for the ascending
+     * order, [2] tokens with (double)c > lt + m, [3] tokens with (double)c < lt − m, m = rel·ynorm[r]
+     * (sure-above / sure-below under a perturbation of every logit by less than m). The target itself
+     * is never counted; NaN logits count in [0]/[1] as topk.c counts them and in neither [2] nor [3]. */
+    void (*rank_count)(rt_cuda_ctx *c, const float *C, int R, int Wb, int v0, const int *tgt, const double *lt,
+                       const double *ynorm, double rel, int *cnt);
 } rt_cuda_ops;
 
 const rt_cuda_ops *rt_cuda_ops_host(void);     /* always available */
@@ -127,6 +141,9 @@ void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float
                            int n_seqs, int H, int KV, int HD, int window, float scale);
 void rt_cuda_ref_mask_scores(float *S, int T, int Tk, int pos0, int window);
 void rt_cuda_ref_softmax_rows(float *S, int T, int Tk, int pos0, int window);
+void rt_cuda_ref_target_dots(const float *Y, int R, int D, const float *W, const int *tgt, double *lt, double *ynorm);
+void rt_cuda_ref_rank_count(const float *C, int R, int Wb, int v0, const int *tgt, const double *lt, const double *ynorm,
+                            double rel, int *cnt);
 float rt_cuda_bf16_to_f32(uint16_t b);
 
 #ifdef __cplusplus

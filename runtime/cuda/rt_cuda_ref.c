@@ -260,12 +260,56 @@ static void h_softmax_rows(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, in
     rt_cuda_ref_softmax_rows(S, T, Tk, pos0, window);
 }
 
+/* Ranking references. target_dots: the double dot product of topk.c (dot_d). rank_count: topk.c's
+ * count_block written per token (same counts: the float comparison against lf, the exact-tie rule
+ * by id, the target skipped), plus the two margin counts. */
+void rt_cuda_ref_target_dots(const float *Y, int R, int D, const float *W, const int *tgt, double *lt, double *ynorm) {
+    for (int r = 0; r < R; r++) {
+        const float *y = Y + (size_t)r * D, *w = W + (size_t)tgt[r] * D;
+        double s = 0, q = 0;
+        for (int d = 0; d < D; d++) { s += (double)y[d] * w[d]; q += (double)y[d] * y[d]; }
+        lt[r] = s;
+        ynorm[r] = sqrt(q);
+    }
+}
+
+void rt_cuda_ref_rank_count(const float *C, int R, int Wb, int v0, const int *tgt, const double *lt, const double *ynorm,
+                            double rel, int *cnt) {
+    for (int r = 0; r < R; r++) {
+        const float *c = C + (size_t)r * Wb;
+        double l = lt[r], m = rel * ynorm[r];
+        float lf = (float)l;
+        int t = tgt[r], gt = 0, ls = 0, sa = 0, sb = 0;
+        for (int j = 0; j < Wb; j++) {
+            if (v0 + j == t) continue;
+            float x = c[j];
+            if (x > lf) gt++;
+            else if (x < lf) ls++;
+            else if ((double)lf > l) gt++;          /* equal to lf (or NaN): decided by lf against lt */
+            else if ((double)lf < l) ls++;
+            else if (x == lf && v0 + j < t) { gt++; ls++; }   /* an exact tie: the lower id ranks first */
+            sa += (double)x > l + m;
+            sb += (double)x < l - m;
+        }
+        cnt[4 * r] += gt; cnt[4 * r + 1] += ls; cnt[4 * r + 2] += sa; cnt[4 * r + 3] += sb;
+    }
+}
+static void h_target_dots(rt_cuda_ctx *c, const float *Y, int R, int D, const float *W, const int *tgt, double *lt,
+                          double *ynorm) {
+    rt_cuda_ref_target_dots(Y, R, D, W, tgt, lt, ynorm);
+}
+static void h_rank_count(rt_cuda_ctx *c, const float *C, int R, int Wb, int v0, const int *tgt, const double *lt,
+                         const double *ynorm, double rel, int *cnt) {
+    rt_cuda_ref_rank_count(C, R, Wb, v0, tgt, lt, ynorm, rel, cnt);
+}
+
 static const rt_cuda_ops k_host_ops = {
     "cpu-reference", false,
     h_ctx_init, h_ctx_free, h_check, h_note_error, h_stream,
     h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info,
     h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split, h_gemm,
     h_attention, h_mask_scores, h_softmax_rows,
+    h_target_dots, h_rank_count,
 };
 
 const rt_cuda_ops *rt_cuda_ops_host(void) { return &k_host_ops; }
