@@ -9,6 +9,7 @@
  * squares (no cancellation), instead of a (tokens, D) product per head.
  */
 #include "maps.h"
+#include "runtime/ops.h"
 #include "topk.h"
 #include "weights.h"
 #include "runtime/forward.h"
@@ -113,42 +114,6 @@ void an_maps_free(an_maps *mp) {
 
 /* ------------------------------------------------------------------ E″ */
 
-/* y (n, n_out) = x (n, n_in) · Wᵀ + b in either stored layout (as the runtime's forward does). */
-static void linear_rows(const rt_linear *L, const float *x, int n, float *y) {
-    if (L->in_major)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, L->n_out, L->n_in, 1.0f, x, L->n_in, L->w,
-                    L->n_out, 0.0f, y, L->n_out);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L->n_out, L->n_in, 1.0f, x, L->n_in, L->w,
-                    L->n_in, 0.0f, y, L->n_out);
-    if (L->b)
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < L->n_out; j++) y[(size_t)i * L->n_out + j] += L->b[j];
-}
-
-/* LayerNorm / RMSNorm with double accumulation, the same arithmetic as runtime/forward.c, so
- * E′ matches the forward pass's blocks.0.hook_mlp_out on an embedding (test_maps checks it). */
-static void norm_rows(const rt_config *c, const rt_norm *nm, const float *x, int n, float *y) {
-    int D = c->d_model;
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + (size_t)i * D;
-        float *yr = y + (size_t)i * D;
-        if (c->norm == RT_NORM_LAYER) {
-            double mean = 0, var = 0;
-            for (int j = 0; j < D; j++) mean += xr[j];
-            mean /= D;
-            for (int j = 0; j < D; j++) { double d = xr[j] - mean; var += d * d; }
-            double inv = 1.0 / sqrt(var / D + c->norm_eps);
-            for (int j = 0; j < D; j++) yr[j] = (float)((xr[j] - mean) * inv) * nm->w[j] + (nm->b ? nm->b[j] : 0.0f);
-        } else {
-            double ss = 0;
-            for (int j = 0; j < D; j++) ss += (double)xr[j] * xr[j];
-            double inv = 1.0 / sqrt(ss / D + c->norm_eps);
-            for (int j = 0; j < D; j++) yr[j] = nm->w[j] * (float)(xr[j] * inv);
-        }
-    }
-}
-
 static float act_fn(rt_act a, float x) {
     if (a == RT_ACT_SILU) return x / (1.0f + expf(-x));
     if (a == RT_ACT_GELU_EXACT) return (float)(0.5 * x * (1.0 + erf(x / 1.4142135623730951)));
@@ -161,15 +126,15 @@ static void first_mlp_rows(const an_maps *mp, const float *x, int n, float *out,
     const rt_config *c = &mp->m->cfg;
     const rt_layer *L0 = &mp->m->layers[0];
     size_t nf = (size_t)n * mp->F;
-    norm_rows(c, &L0->ln2, x, n, xn);
-    linear_rows(&L0->up, xn, n, hid);
+    rt_norm_apply(c, &L0->ln2, x, n, xn);
+    rt_linear_apply(&L0->up, xn, n, hid);
     if (c->arch == RT_ARCH_GPT2) {
         for (size_t i = 0; i < nf; i++) hid[i] = act_fn(c->act, hid[i]);
     } else {
-        linear_rows(&L0->gate, xn, n, gate);
+        rt_linear_apply(&L0->gate, xn, n, gate);
         for (size_t i = 0; i < nf; i++) hid[i] *= act_fn(c->act, gate[i]);
     }
-    linear_rows(&L0->down, hid, n, out);
+    rt_linear_apply(&L0->down, hid, n, out);
 }
 
 static bool uses_mlp(const an_maps *mp, int layer) { return mp->first_mlp && layer > 0; }

@@ -71,25 +71,9 @@ static void rope_apply(const rt_config *c, const float *cs_tab, const float *sn_
 
 /* ------------------------------------------------------------------ hook dispatch */
 
-/* Call every matching request on a (rows, cols) tensor of sequence `seq`. */
-static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols,
-                 float *data) {
-    const rt_hook_spec *s = bv->spec;
-    if (!s) return;
-    char name[96];
-    bool named = false;
-    for (int i = 0; i < s->n; i++) {
-        const rt_hook_req *r = &s->reqs[i];
-        if (r->point != p || !rt_hook_req_covers(r, l, h)) continue;
-        if (!named) { rt_hook_format_name(p, l, name, sizeof name); named = true; }
-        int b = r->pos_begin < 0 ? rows + r->pos_begin : r->pos_begin;
-        int e = r->pos_end <= 0 ? rows + r->pos_end : r->pos_end;
-        if (b < 0) b = 0;
-        if (e > rows) e = rows;
-        if (b > e) b = e;
-        rt_hook_event ev = { p, name, l, h, seq, pos0, rows, cols, b, e, data };
-        r->fn(&ev, r->user);
-    }
+/* Every matching request on a (rows, cols) tensor of sequence `seq` (hooks.c does the matching). */
+static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols, float *data) {
+    rt_hook_fire(bv->spec, p, l, h, seq, pos0, rows, cols, data);
 }
 
 /* Whole-layer hook over the packed (N, cols) buffer: one event per sequence. */

@@ -31,6 +31,24 @@ bool rt_hook_spec_wants(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
     return false;
 }
 
+void rt_hook_fire(const rt_hook_spec *s, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols,
+                  float *data) {
+    char name[96];
+    bool named = false;
+    for (int i = 0; s && i < s->n; i++) {
+        const rt_hook_req *r = &s->reqs[i];
+        if (r->point != p || !rt_hook_req_covers(r, l, h)) continue;
+        if (!named) { rt_hook_format_name(p, l, name, sizeof name); named = true; }
+        int b = r->pos_begin < 0 ? rows + r->pos_begin : r->pos_begin;
+        int e = r->pos_end <= 0 ? rows + r->pos_end : r->pos_end;
+        if (b < 0) b = 0;
+        if (e > rows) e = rows;
+        if (b > e) b = e;
+        rt_hook_event ev = { p, name, l, h, seq, pos0, rows, cols, b, e, data };
+        r->fn(&ev, r->user);
+    }
+}
+
 const char *rt_hook_point_suffix(rt_hook_point p) { return (unsigned)p < RT_HOOK_N ? k_suffix[p] : "?"; }
 
 bool rt_hook_point_is_layer(rt_hook_point p) {

@@ -67,6 +67,12 @@ bool rt_hook_req_covers(const rt_hook_req *r, int l, int h);
 /* True when any request of spec (may be NULL) asks for point p at layer l, head h (h = -1: any head). */
 bool rt_hook_spec_wants(const rt_hook_spec *spec, rt_hook_point p, int l, int h);
 
+/* Call every request of spec that covers (p, l, h) with a (rows, cols) tensor of sequence `seq`
+ * whose row 0 is absolute position pos0; each request's position window is resolved (negative =
+ * from the end) and clamped to the rows. Shared by every backend's forward pass. */
+void rt_hook_fire(const rt_hook_spec *spec, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols,
+                  float *data);
+
 /* The TransformerLens suffix of a point ("attn.hook_pattern", "hook_resid_post", "logits", ...). */
 const char *rt_hook_point_suffix(rt_hook_point p);
 /* True for per-layer points (named "blocks.{l}.<suffix>"). */

@@ -105,45 +105,14 @@ static hs_status download(rt_gpu *g, void *dst, const void *src, size_t bytes, c
 
 /* ------------------------------------------------------------------ hook dispatch (as forward.c) */
 
-static bool req_has_layer(const rt_hook_req *r, int l) {
-    if (!r->layers || r->n_layers == 0 || l < 0) return true;
-    for (int i = 0; i < r->n_layers; i++) if (r->layers[i] == l) return true;
-    return false;
-}
-static bool req_has_head(const rt_hook_req *r, int h) {
-    if (!r->heads || r->n_heads == 0 || h < 0) return true;
-    for (int i = 0; i < r->n_heads; i++) if (r->heads[i] == h) return true;
-    return false;
-}
-static bool wants(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
-    if (!s) return false;
-    for (int i = 0; i < s->n; i++)
-        if (s->reqs[i].point == p && req_has_layer(&s->reqs[i], l) && req_has_head(&s->reqs[i], h)) return true;
-    return false;
-}
-
+/* Every matching request on a (rows, cols) tensor of sequence `seq` (hooks.c does the matching). */
 static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols, float *data) {
-    const rt_hook_spec *s = bv->spec;
-    if (!s) return;
-    char name[96];
-    bool named = false;
-    for (int i = 0; i < s->n; i++) {
-        const rt_hook_req *r = &s->reqs[i];
-        if (r->point != p || !req_has_layer(r, l) || !req_has_head(r, h)) continue;
-        if (!named) { rt_hook_format_name(p, l, name, sizeof name); named = true; }
-        int b = r->pos_begin < 0 ? rows + r->pos_begin : r->pos_begin;
-        int e = r->pos_end <= 0 ? rows + r->pos_end : r->pos_end;
-        if (b < 0) b = 0;
-        if (e > rows) e = rows;
-        if (b > e) b = e;
-        rt_hook_event ev = { p, name, l, h, seq, pos0, rows, cols, b, e, data };
-        r->fn(&ev, r->user);
-    }
+    rt_hook_fire(bv->spec, p, l, h, seq, pos0, rows, cols, data);
 }
 
 /* Whole-layer hook over a device (N, cols) buffer: copy out, one event per sequence, copy back. */
 static hs_status fire_rows(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, float *dbuf, int cols) {
-    if (!wants(bv->spec, p, l, -1)) return HS_OK;
+    if (!rt_hook_spec_wants(bv->spec, p, l, -1)) return HS_OK;
     size_t n = (size_t)bv->N * cols;
     float *h = stage(g, n);
     char where[96];
@@ -160,7 +129,7 @@ static hs_status fire_rows(rt_gpu *g, const batch_view *bv, rt_hook_point p, int
  * into a contiguous (T, HD) scratch, fire, scatter back, copy back. */
 static hs_status fire_heads(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, float *dbuf, int nh, int HD,
                             float *scratch) {
-    if (!wants(bv->spec, p, l, -1)) return HS_OK;
+    if (!rt_hook_spec_wants(bv->spec, p, l, -1)) return HS_OK;
     size_t n = (size_t)bv->N * nh * HD;
     float *hb = stage(g, n);
     char where[96];
@@ -170,7 +139,7 @@ static hs_status fire_heads(rt_gpu *g, const batch_view *bv, rt_hook_point p, in
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n;
         for (int h = 0; h < nh; h++) {
-            if (!wants(bv->spec, p, l, h)) continue;
+            if (!rt_hook_spec_wants(bv->spec, p, l, h)) continue;
             float *base = hb + (size_t)bv->off[s] * nh * HD + (size_t)h * HD;
             for (int t = 0; t < T; t++) memcpy(scratch + (size_t)t * HD, base + (size_t)t * nh * HD, (size_t)HD * sizeof(float));
             fire(bv, p, l, h, s, bv->pos0[s], T, HD, scratch);
@@ -687,7 +656,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n, pos0 = bv->pos0[s], Tk = pos0 + T;
         for (int h = 0; h < H; h++) {
-            bool sc = wants(bv->spec, RT_HOOK_ATTN_SCORES, l, h), pt = wants(bv->spec, RT_HOOK_PATTERN, l, h);
+            bool sc = rt_hook_spec_wants(bv->spec, RT_HOOK_ATTN_SCORES, l, h), pt = rt_hook_spec_wants(bv->spec, RT_HOOK_PATTERN, l, h);
             if (!sc && !pt) continue;
             int gi = h / (H / KV);
             const float *Qh = b->q + (size_t)bv->off[s] * QD + (size_t)h * HD;
@@ -703,7 +672,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
     }
     TRY(fire_heads(g, bv, RT_HOOK_Z, l, b->z, H, HD, b->scratch));
 
-    if (!wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
+    if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
         linear(g, &L->o, gemm_in(g, b, b->z, (size_t)N * QD), QD, N, b->ao);
         return HS_OK;
     }
@@ -711,13 +680,13 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
      * rest go through one GEMM with the hooked heads' z zeroed. */
     ops->copy2d(cx, b->zm, QD, b->z, QD, N, QD);
     for (int h = 0; h < H; h++)
-        if (wants(bv->spec, RT_HOOK_RESULT, l, h)) ops->copy2d(cx, b->zm + (size_t)h * HD, QD, b->zeros, 0, N, HD);
+        if (rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h)) ops->copy2d(cx, b->zm + (size_t)h * HD, QD, b->zeros, 0, N, HD);
     linear(g, &L->o, gemm_in(g, b, b->zm, (size_t)N * QD), QD, N, b->ao);
     gin zin = gemm_in(g, b, b->z, (size_t)N * QD);
     for (int s = 0; s < bv->n_seqs; s++) {
         int T = bv->seqs[s].n;
         for (int h = 0; h < H; h++) {
-            if (!wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
+            if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h)) continue;
             gin zh = gin_at(g, zin, (size_t)bv->off[s] * QD + (size_t)h * HD);
             if (L->o.in_major)    /* W_O stored (H*HD, D): rows h*HD.. are this head's */
                 gemm_w(g, zh, QD, false, T, D, HD, welem(g, L->o.w, (size_t)h * HD * D), D, b->head, D);
@@ -762,7 +731,7 @@ static hs_status logits_stage(rt_gpu *g, const batch_view *bv, run_bufs *b, cons
     linear(g, &g->lm_head, gemm_in(g, b, b->lgin, (size_t)R * D), D, R, b->lg);
     float *h = stage(g, (size_t)R * V);
     TRY(download(g, h, b->lg, (size_t)R * V * sizeof(float), "logits"));
-    bool hooked = wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
+    bool hooked = rt_hook_spec_wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
     int at = 0;
     for (int s = 0; s < bv->n_seqs; s++) {
         if (lb[s] < 0) continue;
@@ -848,7 +817,7 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
         if (bv.pos0[s] + seqs[s].n > bv.Tk_max) bv.Tk_max = bv.pos0[s] + seqs[s].n;
     }
     /* logits rows: each sequence's last row, and earlier rows a logits hook asks for */
-    bool hooked = wants(spec, RT_HOOK_LOGITS, -1, -1);
+    bool hooked = rt_hook_spec_wants(spec, RT_HOOK_LOGITS, -1, -1);
     int *lb = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int)), R = 0;
     for (int s = 0; s < n_seqs; s++) {
         int T = seqs[s].n, bb = T - 1;
@@ -865,8 +834,8 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
     }
 
     run_shape rs = { bv.N, bv.T_max, bv.Tk_max, R, n_seqs,
-                     wants(spec, RT_HOOK_PATTERN, -1, -1) || wants(spec, RT_HOOK_ATTN_SCORES, -1, -1),
-                     wants(spec, RT_HOOK_RESULT, -1, -1) };
+                     rt_hook_spec_wants(spec, RT_HOOK_PATTERN, -1, -1) || rt_hook_spec_wants(spec, RT_HOOK_ATTN_SCORES, -1, -1),
+                     rt_hook_spec_wants(spec, RT_HOOK_RESULT, -1, -1) };
     run_bufs b;
     memset(&b, 0, sizeof b);
     size_t need = carve(g, &rs, NULL, &b);
