@@ -358,33 +358,11 @@ static void logits_stage(rt_forward *f, const batch_view *bv, const float *xn, f
     int V = c->vocab_size, D = c->d_model;
     bool hooked = rt_hook_spec_wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
     for (int s = 0; s < bv->n_seqs; s++) {
-        int T = bv->seqs[s].n, b = T - 1, e = T;
-        if (hooked)
-            for (int i = 0; i < bv->spec->n; i++) {
-                const rt_hook_req *r = &bv->spec->reqs[i];
-                if (r->point != RT_HOOK_LOGITS) continue;
-                int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
-                if (rb < 0) rb = 0;
-                if (rb < b) b = rb;
-            }
+        int T = bv->seqs[s].n, b = hooked ? rt_hook_logits_first_row(bv->spec, T) : T - 1, e = T;
         if (!hooked && !last_logits) continue;
         float *buf = hs_arena_alloc(&f->act, (size_t)(e - b) * V * sizeof(float));
         rt_linear_apply(&f->m->lm_head, xn + ((size_t)bv->off[s] + b) * D, e - b, buf);
-        if (hooked) {          /* the event covers rows b..T-1; requested windows are relative to it */
-            const rt_hook_spec *sp = bv->spec;
-            char name[16] = "logits";
-            for (int i = 0; i < sp->n; i++) {
-                const rt_hook_req *r = &sp->reqs[i];
-                if (r->point != RT_HOOK_LOGITS) continue;
-                int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
-                int re = r->pos_end <= 0 ? T + r->pos_end : r->pos_end;
-                if (rb < b) rb = b;
-                if (re > T) re = T;
-                if (re < rb) re = rb;
-                rt_hook_event ev = { RT_HOOK_LOGITS, name, -1, -1, s, bv->pos0[s] + b, e - b, V, rb - b, re - b, buf };
-                r->fn(&ev, r->user);
-            }
-        }
+        if (hooked) rt_hook_fire_logits(bv->spec, s, bv->pos0[s], T, b, V, buf);
         if (last_logits) memcpy(last_logits + (size_t)s * V, buf + (size_t)(e - 1 - b) * V, (size_t)V * sizeof(float));
     }
 }

@@ -49,6 +49,33 @@ void rt_hook_fire(const rt_hook_spec *s, rt_hook_point p, int l, int h, int seq,
     }
 }
 
+int rt_hook_logits_first_row(const rt_hook_spec *s, int T) {
+    int b = T - 1;
+    for (int i = 0; s && i < s->n; i++) {
+        const rt_hook_req *r = &s->reqs[i];
+        if (r->point != RT_HOOK_LOGITS) continue;
+        int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
+        if (rb < 0) rb = 0;
+        if (rb < b) b = rb;
+    }
+    return b;
+}
+
+void rt_hook_fire_logits(const rt_hook_spec *s, int seq, int pos0, int T, int first, int V, float *data) {
+    char name[16] = "logits";
+    for (int i = 0; s && i < s->n; i++) {
+        const rt_hook_req *r = &s->reqs[i];
+        if (r->point != RT_HOOK_LOGITS) continue;
+        int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
+        int re = r->pos_end <= 0 ? T + r->pos_end : r->pos_end;
+        if (rb < first) rb = first;
+        if (re > T) re = T;
+        if (re < rb) re = rb;
+        rt_hook_event ev = { RT_HOOK_LOGITS, name, -1, -1, seq, pos0 + first, T - first, V, rb - first, re - first, data };
+        r->fn(&ev, r->user);
+    }
+}
+
 const char *rt_hook_point_suffix(rt_hook_point p) { return (unsigned)p < RT_HOOK_N ? k_suffix[p] : "?"; }
 
 bool rt_hook_point_is_layer(rt_hook_point p) {

@@ -73,6 +73,13 @@ bool rt_hook_spec_wants(const rt_hook_spec *spec, rt_hook_point p, int l, int h)
 void rt_hook_fire(const rt_hook_spec *spec, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols,
                   float *data);
 
+/* Logits are computed only for the rows some request wants: the first row any logits request asks
+ * for in a T-row sequence (T - 1 when none asks for more, e.g. sampling). */
+int rt_hook_logits_first_row(const rt_hook_spec *spec, int T);
+/* Fire the logits requests on rows [first, T) of a T-row sequence held in data ((T - first, V));
+ * each request's window is resolved against T and expressed relative to data's rows. */
+void rt_hook_fire_logits(const rt_hook_spec *spec, int seq, int pos0, int T, int first, int V, float *data);
+
 /* The TransformerLens suffix of a point ("attn.hook_pattern", "hook_resid_post", "logits", ...). */
 const char *rt_hook_point_suffix(rt_hook_point p);
 /* True for per-layer points (named "blocks.{l}.<suffix>"). */

@@ -738,21 +738,7 @@ static hs_status logits_stage(rt_gpu *g, const batch_view *bv, run_bufs *b, cons
         int T = bv->seqs[s].n, bb = lb[s], e = T;
         float *buf = h + (size_t)at * V;
         at += e - bb;
-        if (hooked) {
-            const rt_hook_spec *sp = bv->spec;
-            char name[16] = "logits";
-            for (int i = 0; i < sp->n; i++) {
-                const rt_hook_req *r = &sp->reqs[i];
-                if (r->point != RT_HOOK_LOGITS) continue;
-                int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
-                int re = r->pos_end <= 0 ? T + r->pos_end : r->pos_end;
-                if (rb < bb) rb = bb;
-                if (re > T) re = T;
-                if (re < rb) re = rb;
-                rt_hook_event ev = { RT_HOOK_LOGITS, name, -1, -1, s, bv->pos0[s] + bb, e - bb, V, rb - bb, re - bb, buf };
-                r->fn(&ev, r->user);
-            }
-        }
+        if (hooked) rt_hook_fire_logits(bv->spec, s, bv->pos0[s], T, bb, V, buf);
         if (last_logits) memcpy(last_logits + (size_t)s * V, buf + (size_t)(e - 1 - bb) * V, (size_t)V * sizeof(float));
     }
     return HS_OK;
@@ -820,15 +806,7 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
     bool hooked = rt_hook_spec_wants(spec, RT_HOOK_LOGITS, -1, -1);
     int *lb = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int)), R = 0;
     for (int s = 0; s < n_seqs; s++) {
-        int T = seqs[s].n, bb = T - 1;
-        if (hooked)
-            for (int i = 0; i < spec->n; i++) {
-                const rt_hook_req *r = &spec->reqs[i];
-                if (r->point != RT_HOOK_LOGITS) continue;
-                int rb = r->pos_begin < 0 ? T + r->pos_begin : r->pos_begin;
-                if (rb < 0) rb = 0;
-                if (rb < bb) bb = rb;
-            }
+        int T = seqs[s].n, bb = hooked ? rt_hook_logits_first_row(spec, T) : T - 1;
         lb[s] = (hooked || last_logits) ? bb : -1;
         if (lb[s] >= 0) R += T - bb;
     }
