@@ -3,6 +3,7 @@
 #ifndef HS_TEST_FIXTURE_H
 #define HS_TEST_FIXTURE_H
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "runtime/common.h"
@@ -43,5 +44,16 @@ static inline cJSON *fx_load(const char *path) {
     cJSON *j = cJSON_ParseWithLength(txt, len);
     free(txt);
     return j;
+}
+/* log_softmax of each (V) row of x (T, V) into out (double): logits are compared after it. */
+static inline void fx_log_softmax_rows(const float *x, int T, int V, double *out) {
+    for (int t = 0; t < T; t++) {
+        const float *r = x + (size_t)t * V;
+        double mx = r[0], s = 0;
+        for (int j = 1; j < V; j++) if (r[j] > mx) mx = r[j];
+        for (int j = 0; j < V; j++) s += exp((double)r[j] - mx);
+        double lse = mx + log(s);
+        for (int j = 0; j < V; j++) out[(size_t)t * V + j] = r[j] - lse;
+    }
 }
 #endif

@@ -79,16 +79,6 @@ static double rel_err_f(const float *a, const float *b, size_t n) {
     return s > 0 ? m / s : m;
 }
 
-static void log_softmax_rows(const float *x, int T, int V, double *out) {
-    for (int t = 0; t < T; t++) {
-        const float *r = x + (size_t)t * V;
-        double mx = r[0], s = 0;
-        for (int j = 1; j < V; j++) if (r[j] > mx) mx = r[j];
-        for (int j = 0; j < V; j++) s += exp((double)r[j] - mx);
-        double lse = mx + log(s);
-        for (int j = 0; j < V; j++) out[(size_t)t * V + j] = r[j] - lse;
-    }
-}
 /* fp32 logits are compared after log-softmax, normalised by the logit scale max(1, max|ref|):
  * two fp32 implementations that sum in different orders differ by ~1e-7 relative in the residual
  * stream, which is ~1e-7·|logit| in a log-prob. The trained shared models have logits of 10-30,
@@ -98,8 +88,8 @@ static void log_softmax_rows(const float *x, int T, int V, double *out) {
 static double g_lsm_abs, g_lsm_scale;
 static double lsm_err(const float *a, const float *b, int T, int V) {
     double *x = hs_xmalloc((size_t)T * V * sizeof(double)), *y = hs_xmalloc((size_t)T * V * sizeof(double)), m = 0, sc = 1;
-    log_softmax_rows(a, T, V, x);
-    log_softmax_rows(b, T, V, y);
+    fx_log_softmax_rows(a, T, V, x);
+    fx_log_softmax_rows(b, T, V, y);
     for (size_t i = 0; i < (size_t)T * V; i++) {
         double d = fabs(x[i] - y[i]);
         if (d > m || d != d) m = d != d ? INFINITY : d;
@@ -510,8 +500,8 @@ static void rec_errors(const recorder *r, const double *lp, const double *pat, c
         }
         if (e->point == RT_HOOK_LOGITS) {
             double *ours = hs_xmalloc(n * sizeof(double)), *ref = hs_xmalloc(n * sizeof(double));
-            log_softmax_rows(e->data, e->rows, e->cols, ours);
-            if (other) log_softmax_rows(other->v[i].data, e->rows, e->cols, ref);
+            fx_log_softmax_rows(e->data, e->rows, e->cols, ours);
+            if (other) fx_log_softmax_rows(other->v[i].data, e->rows, e->cols, ref);
             else if (lp && e->rows == T && e->cols == V) memcpy(ref, lp, n * sizeof(double));
             else { free(ours); free(ref); continue; }
             *el = 0;

@@ -24,17 +24,6 @@ static const ref_model k_models[] = {
     { "rand-qwen2", "tests/fixtures/models/rand-qwen2", false },
 };
 
-/* log_softmax of each (V) row of x (T, V) into out (double). */
-static void log_softmax_rows(const float *x, int T, int V, double *out) {
-    for (int t = 0; t < T; t++) {
-        const float *r = x + (size_t)t * V;
-        double mx = r[0], s = 0;
-        for (int j = 1; j < V; j++) if (r[j] > mx) mx = r[j];
-        for (int j = 0; j < V; j++) s += exp((double)r[j] - mx);
-        double lse = mx + log(s);
-        for (int j = 0; j < V; j++) out[(size_t)t * V + j] = r[j] - lse;
-    }
-}
 
 static double max_abs_d(const double *a, const double *b, size_t n) {
     double m = 0;
@@ -67,7 +56,7 @@ static void check_prompt(const char *name, rt_model *m, const cJSON *rec, int pi
     int rows, cols;
     const float *lg = rt_cache_get(&cache, "logits", -1, 0, &rows, &cols);
     double *ours = hs_xmalloc((size_t)T * V * sizeof(double));
-    log_softmax_rows(lg, T, V, ours);
+    fx_log_softmax_rows(lg, T, V, ours);
     double e = (n == (size_t)T * V) ? max_abs_d(ours, ref, n) : INFINITY;
     TL_CHECK(e <= 1e-4, "%s p%d: log-softmax logits max abs err %.2e <= 1e-4", name, pi, e);
     free(ref); free(ours);
