@@ -12,7 +12,7 @@ const rt_cuda_ops *rt_cuda_ops_device(void) { return NULL; }
 
 hs_status rt_cuda_device_probe(int device, rt_gpu_device_info *info) {
     (void)device; (void)info;
-    hs_log_error("cuda", "no CUDA device found (this build has no CUDA support: nvcc was not found when it was compiled) — "
+    hs_log_error("cuda", "no CUDA device found (this build has no CUDA support: nvcc or the CUDA libraries were missing when it was compiled) — "
                  "rebuild on a machine with the CUDA toolkit, run on a GPU machine, or use --device cpu");
     return HS_EUNSUPPORTED;
 }
