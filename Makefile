@@ -43,11 +43,14 @@ ifneq ($(CU_SRC),)
     CUDA_INCDIR := $(word 2,$(CUDA_DIRS))
     CU_OBJ := $(CU_CHECK_OBJ)
     CFLAGS += -DHS_HAVE_CUDA=1 -I$(CUDA_INCDIR)
-    LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublasLt -lcublas -lcudart -lstdc++
+    # cuBLAS is dlopen()ed on first use (runtime/cuda/rt_cuda_blas.cu): only cudart is linked.
+    CUBLAS_SONAME := $(shell objdump -p $(CUDA_LIBDIR)/libcublas.so 2>/dev/null | awk '/SONAME/ {print $$2}')
+    NVCC_DEFS := -DHS_CUBLAS_SONAME='"$(or $(CUBLAS_SONAME),libcublas.so)"' -DHS_CUBLAS_DIR='"$(CUDA_LIBDIR)"'
+    LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -ldl -lstdc++
   endif
 endif
 endif
-NVCCFLAGS := -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Iruntime -I.
+NVCCFLAGS = -O3 -std=c++17 $(NVCC_DEFS) -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Iruntime -I.
 
 LIB_SRC := $(wildcard runtime/*.c runtime/cuda/*.c probe/*.c probe/cuda/*.c store/*.c analysis/*.c datasets/*.c viz/*.c)
 CLI_SRC := $(wildcard cli/*.c)

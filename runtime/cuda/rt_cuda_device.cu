@@ -99,13 +99,18 @@ static hs_status d_ctx_init(int device, bool pedantic_f32, rt_cuda_ctx **out) {
         free(c);
         return HS_EIO;
     }
-    cublasStatus_t s = cublasCreate(&c->blas);
-    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(c->blas, c->stream);
-    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(c->blas, pedantic_f32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
+    if (rt_cuda_blas_load() != HS_OK) {
+        cudaStreamDestroy(c->stream);
+        free(c);
+        return HS_EIO;
+    }
+    cublasStatus_t s = rt_cuda_blas.create(&c->blas);
+    if (s == CUBLAS_STATUS_SUCCESS) s = rt_cuda_blas.set_stream(c->blas, c->stream);
+    if (s == CUBLAS_STATUS_SUCCESS) s = rt_cuda_blas.set_math_mode(c->blas, pedantic_f32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
     if (s != CUBLAS_STATUS_SUCCESS) {
         hs_log_error("cuda", "cuBLAS could not start on device %d (%s) — check that libcublas matches the CUDA runtime",
-                     device, cublasGetStatusString(s));
-        if (c->blas) cublasDestroy(c->blas);
+                     device, rt_cuda_blas.status_string(s));
+        if (c->blas) rt_cuda_blas.destroy(c->blas);
         cudaStreamDestroy(c->stream);
         free(c);
         return HS_EIO;
@@ -117,7 +122,7 @@ static hs_status d_ctx_init(int device, bool pedantic_f32, rt_cuda_ctx **out) {
 static void d_ctx_free(rt_cuda_ctx *c) {
     if (!c) return;
     cudaStreamSynchronize(c->stream);
-    cublasDestroy(c->blas);
+    rt_cuda_blas.destroy(c->blas);
     cudaStreamDestroy(c->stream);
     cudaGetLastError();
     free(c);
@@ -177,14 +182,14 @@ static void d_gemm(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int
                    const void *B, int ldb, rt_cuda_dtype ab, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     cudaDataType_t t = ab == RT_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-    cublasStatus_t s = cublasGemmEx(c->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+    cublasStatus_t s = rt_cuda_blas.gemm_ex(c->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                     N, M, K, &alpha, B, t, ldb, A, t, lda, &beta, C, CUDA_R_32F, ldc,
                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS) {
         char what[160];
         snprintf(what, sizeof what, "cublasGemmEx(%s, M=%d N=%d K=%d lda=%d ldb=%d ldc=%d, %c%c)",
                  ab == RT_CUDA_BF16 ? "bf16" : "f32", M, N, K, lda, ldb, ldc, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N');
-        rt_cuda_note(c, what, cublasGetStatusString(s));
+        rt_cuda_note(c, what, rt_cuda_blas.status_string(s));
         return;
     }
     rt_cuda_after_launch(c, "cublasGemmEx");

@@ -24,6 +24,23 @@ struct rt_cuda_ctx {
     char err[320];          /* first failure since the last check, "" if none */
 };
 
+/* cuBLAS entry points, resolved by rt_cuda_blas_load() (rt_cuda_blas.cu) on the first context:
+ * the process never maps libcublas/libcublasLt unless a CUDA device is used. */
+typedef struct {
+    bool loaded;
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    const char *(*status_string)(cublasStatus_t);
+} rt_cuda_blas_api;
+extern rt_cuda_blas_api rt_cuda_blas;
+/* Load cuBLAS once (thread-safe). HS_EIO with one error line when it cannot be loaded. */
+hs_status rt_cuda_blas_load(void);
+
 /* Record a failure (first one wins). */
 void rt_cuda_note(rt_cuda_ctx *c, const char *what, const char *err);
 /* After every kernel launch: pick up launch errors; with sync_each, wait and pick up faults. */
