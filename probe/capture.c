@@ -186,9 +186,21 @@ static hs_status build_requests(const probe_capture_opts *o, const rt_config *c,
 /* ------------------------------------------------------------------ run aggregates */
 
 /* Pooled means over every query position of the run: Σ_p mean_p·rows_p / Σ_p rows_p, where
- * rows_p = n_tokens_p − 1 (BOS query excluded). Read back from the store so prompts committed
- * before a resume count too. */
-static hs_status write_aggregates(store_db *db, int64_t run, const rt_config *c) {
+ * rows_p = n_tokens_p − 1 (BOS query excluded). This session's prompts are added as their means are
+ * stored (agg_add); prompts committed before a --resume are read back from the store
+ * (agg_add_committed), so the aggregate covers the whole run either way. */
+typedef struct {
+    int L, H;
+    double *num, *den;   /* (L, H, PROBE_M_N) */
+} run_agg;
+
+static void agg_add(run_agg *a, int l, int h, int m, double mean, int n_tokens) {
+    size_t k = ((size_t)l * a->H + h) * PROBE_M_N + m;
+    a->num[k] += mean * (n_tokens - 1);
+    a->den[k] += n_tokens - 1;
+}
+
+static hs_status agg_add_committed(run_agg *a, store_db *db, int64_t run, const int *done_idx, int n_done) {
     store_stat *rows = NULL; int n = 0, np = 0;
     store_prompt *ps = NULL;
     hs_status rc = store_stats_get(db, run, -2, NULL, &rows, &n);
@@ -196,34 +208,45 @@ static hs_status write_aggregates(store_db *db, int64_t run, const rt_config *c)
     if (rc != HS_OK) goto done;
     int maxidx = 0;
     for (int i = 0; i < np; i++) if (ps[i].index > maxidx) maxidx = ps[i].index;
-    int *ntok = hs_xcalloc((size_t)maxidx + 1, sizeof(int));
-    for (int i = 0; i < np; i++) ntok[ps[i].index] = ps[i].n_tokens;
-    size_t cells = (size_t)c->n_layers * c->n_heads * PROBE_M_N;
-    double *num = hs_xcalloc(cells, sizeof(double)), *den = hs_xcalloc(cells, sizeof(double));
+    int *ntok = hs_xcalloc((size_t)maxidx + 1, sizeof(int));   /* 0: not committed before this session */
+    for (int i = 0; i < np; i++)
+        for (int d = 0; d < n_done; d++)
+            if (done_idx[d] == ps[i].index) { ntok[ps[i].index] = ps[i].n_tokens; break; }
     for (int i = 0; i < n; i++) {
         const store_stat *s = &rows[i];
-        if (s->prompt_index < 0 || s->prompt_index > maxidx || s->layer < 0 || s->layer >= c->n_layers || s->head < 0 || s->head >= c->n_heads) continue;
+        if (s->prompt_index < 0 || s->prompt_index > maxidx || !ntok[s->prompt_index] || s->layer < 0 || s->layer >= a->L ||
+            s->head < 0 || s->head >= a->H) continue;
         for (int m = 0; m < PROBE_M_N; m++)
-            if (strcmp(s->metric, probe_metric_name((probe_metric)m)) == 0) {
-                size_t k = ((size_t)s->layer * c->n_heads + s->head) * PROBE_M_N + m;
-                double w = ntok[s->prompt_index] - 1;
-                num[k] += s->value * w; den[k] += w;
-            }
+            if (strcmp(s->metric, probe_metric_name((probe_metric)m)) == 0) agg_add(a, s->layer, s->head, m, s->value, ntok[s->prompt_index]);
     }
-    store_batch *b = store_batch_new(run);
-    for (int l = 0; l < c->n_layers; l++)
-        for (int h = 0; h < c->n_heads; h++)
-            for (int m = 0; m < PROBE_M_N; m++) {
-                size_t k = ((size_t)l * c->n_heads + h) * PROBE_M_N + m;
-                if (den[k] > 0) store_batch_add_stat(b, -1, l, h, probe_metric_name((probe_metric)m), num[k] / den[k]);
-            }
-    rc = store_batch_write(db, b);
-    store_batch_free(b);
-    free(num); free(den); free(ntok);
+    free(ntok);
 done:
     free(rows);
     store_prompts_free(ps, np);
     return rc;
+}
+
+static hs_status agg_write(const run_agg *a, store_db *db, int64_t run) {
+    store_batch *b = store_batch_new(run);
+    for (int l = 0; l < a->L; l++)
+        for (int h = 0; h < a->H; h++)
+            for (int m = 0; m < PROBE_M_N; m++) {
+                size_t k = ((size_t)l * a->H + h) * PROBE_M_N + m;
+                if (a->den[k] > 0) store_batch_add_stat(b, -1, l, h, probe_metric_name((probe_metric)m), a->num[k] / a->den[k]);
+            }
+    hs_status rc = store_batch_write(db, b);
+    store_batch_free(b);
+    return rc;
+}
+
+/* The string of one token id, decoded once per run (the tokens table stores it for every position). */
+static const char *token_string(const rt_tokenizer *tok, char **cache, int vocab, int id) {
+    if (id < 0 || id >= vocab) return "";
+    if (!cache[id]) {
+        size_t len;
+        if (rt_tokenizer_decode(tok, &id, 1, &cache[id], &len) != HS_OK) cache[id] = hs_xstrdup("");
+    }
+    return cache[id];
 }
 
 /* ------------------------------------------------------------------ the run */
@@ -243,6 +266,9 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     req_set rs = {0};
     cap_ctx x = {0};
     int *done_idx = NULL, n_done = 0;
+    run_agg agg = { 0, 0, NULL, NULL };
+    char **tok_strs = NULL;          /* (vocab) decoded token strings, filled on first use */
+    const char **strs = NULL; int strs_cap = 0;
     bool *skip = NULL;
     char *spec = NULL;
     int64_t run = 0;
@@ -348,6 +374,9 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
     bool *rep = hs_xcalloc((size_t)B, sizeof(bool));
     size_t nsums = (size_t)B * c->n_layers * c->n_heads;
     x.sums = hs_xcalloc(nsums, sizeof *x.sums);
+    size_t ncells = (size_t)c->n_layers * c->n_heads * PROBE_M_N;
+    tok_strs = hs_xcalloc((size_t)c->vocab_size, sizeof *tok_strs);
+    agg = (run_agg){ c->n_layers, c->n_heads, hs_xcalloc(ncells, sizeof(double)), hs_xcalloc(ncells, sizeof(double)) };
     x.prompt_index = pidx; x.ids = sids; x.has_rep = rep;
     seen = hs_xcalloc(((size_t)c->vocab_size + 7) / 8, 1);
     rt_hook_spec hs = { rs.reqs, rs.n };
@@ -392,20 +421,17 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
         if (rc != HS_OK) { store_batch_free(x.batch); break; }
         for (int s = 0; s < nb; s++) {
             const probe_prompt *p = &pr.items[pidx[s]];
-            char **strs = hs_xcalloc((size_t)p->n_ids, sizeof(char *));
-            for (int t = 0; t < p->n_ids; t++) {
-                size_t len;
-                if (rt_tokenizer_decode(tok, &p->ids[t], 1, &strs[t], &len) != HS_OK) strs[t] = hs_xstrdup("");
-            }
+            if (p->n_ids > strs_cap) { strs_cap = p->n_ids; strs = hs_xrealloc(strs, (size_t)strs_cap * sizeof *strs); }
+            for (int t = 0; t < p->n_ids; t++) strs[t] = token_string(tok, tok_strs, c->vocab_size, p->ids[t]);
             store_batch_add_prompt(x.batch, pidx[s], p->text, p->ids, (const char *const *)strs, p->n_ids);
-            for (int t = 0; t < p->n_ids; t++) free(strs[t]);
-            free(strs);
             if (o.stats)
                 for (int l = 0; l < c->n_layers; l++)
                     for (int h = 0; h < c->n_heads; h++)
                         for (int mm = 0; mm < PROBE_M_N; mm++) {
                             double v = probe_sums_mean(&x.sums[((size_t)s * c->n_layers + l) * c->n_heads + h], (probe_metric)mm);
-                            if (!isnan(v)) store_batch_add_stat(x.batch, pidx[s], l, h, probe_metric_name((probe_metric)mm), v);
+                            if (isnan(v)) continue;
+                            store_batch_add_stat(x.batch, pidx[s], l, h, probe_metric_name((probe_metric)mm), v);
+                            agg_add(&agg, l, h, mm, v, p->n_ids);
                         }
             tokens += p->n_ids;
         }
@@ -429,7 +455,8 @@ hs_status probe_capture_run(const probe_capture_opts *opts, int64_t *run_id_out)
         free(wal);
         probe_progress_end(&prog, done, tokens, bytes);
     }
-    if (o.stats && (rc = write_aggregates(db, run, c)) != HS_OK) { db_failed = true; goto fail; }
+    if (o.stats && ((n_done && (rc = agg_add_committed(&agg, db, run, done_idx, n_done)) != HS_OK) ||
+                    (rc = agg_write(&agg, db, run)) != HS_OK)) { db_failed = true; goto fail; }
     if ((rc = store_run_set_status(db, run, "complete")) != HS_OK) { db_failed = true; goto fail; }
     if (run_id_out) *run_id_out = run;
     goto out;
@@ -441,6 +468,9 @@ fail:
 out:
     free(seen); free(x.sums); free(x.conv);
     free(done_idx); free(skip); free(spec);
+    free(agg.num); free(agg.den);
+    if (tok_strs) for (int v = 0; v < m->cfg.vocab_size; v++) free(tok_strs[v]);
+    free(tok_strs); free(strs);
     req_set_free(&rs);
     probe_prompts_free(&pr);
     rt_forward_free(f);

@@ -69,7 +69,7 @@ int main(void) {
         double e = compare(P, T, tok, "random");
         if (e > worst) worst = e;
     }
-    TL_CHECK(worst <= 1e-6, "50 random causal patterns: every metric equals the brute force (max rel err %.1e; entropy uses logf)", worst);
+    TL_CHECK(worst <= 1e-6, "50 random causal patterns: every metric equals the brute force (max rel err %.1e; entropy in double with log)", worst);
 
     /* a KV-cached chunk: rows pos0.. of a longer pattern give the same sums as the full pattern's rows */
     {
