@@ -56,6 +56,9 @@ typedef struct {
                            * layer, ~2x faster GEMMs, log-softmax error ~5e-2 on small trained models)
                            * instead of the default hi+lo pair (two GEMMs; error ~1e-4 beyond the
                            * weights' own rounding) */
+    bool attn_fp32;       /* RT_GPU_BF16 only: attention (and on-device statistics) in fp32 on CUDA cores
+                           * instead of bf16 tensor cores (which round q, k, v and p to bf16; used for
+                           * head sizes 16, 32, 64, 128) */
     bool f32_bf16_weights;/* diagnostics, RT_GPU_F32 only: fp32 arithmetic on weight matrices rounded
                            * to bf16, which separates the bf16 mode's weight quantisation (a property
                            * of an fp32 checkpoint) from its arithmetic error */
@@ -114,6 +117,8 @@ typedef struct {
     const float *lse; int ldlse; /* (T, ldlse) per row and head h (column h): ln Σ_j exp(scale·q·k_j) */
     void *stream;             /* cudaStream_t the forward runs on (NULL when emulated) */
     bool emulated;            /* pointers are host memory (CPU reference backend) */
+    bool bf16;                /* the attention ran on bf16 tensor cores (q, k rounded to bf16 in the
+                               * scores behind lse); consumers recompute scores the same way */
 } rt_gpu_attn_event;
 /* Pointers are valid only during the call. Queue work on ev->stream; do not synchronise. */
 typedef void (*rt_gpu_attn_fn)(const rt_gpu_attn_event *ev, void *user);

@@ -17,8 +17,11 @@ awk '$1 == "RESULT" { v[$2 " " $3 " " $4] = $5; k[$2 " " $3] = 1 }
      END { for (m in k) {
              hs = v[m " forward_bf16_ms"]; hf = v[m " hf_sdpa_ms"]; st = v[m " stats_ms"]; he = v[m " hf_eager_attn_ms"];
              mem = v[m " device_mib"]; hm = v[m " hf_eager_attn_peak_mib"]; sg = v[m " forward_bf16-single_ms"];
-             printf "%-22s (a) HF sdpa / ours %s%s   (b) HF eager+attn / ours+stats %s   memory ours / HF eager %s\n", m,
+             ss = v[m " stats_bf16-single_ms"]; fa = v[m " forward_bf16-fp32attn_ms"];
+             printf "%-22s (a) HF sdpa / ours %s%s%s   (b) HF eager+attn / ours+stats %s%s   memory ours / HF eager %s\n", m,
                (hs && hf && hf != "OOM") ? sprintf("%.2fx", hf / hs) : "n/a",
                (sg && hf && hf != "OOM") ? sprintf(" (single-pass bf16: %.2fx)", hf / sg) : "",
+               (fa && hf && hf != "OOM") ? sprintf(" (fp32 attention: %.2fx)", hf / fa) : "",
                (st && he) ? (he == "OOM" ? "HF out of memory" : sprintf("%.2fx", he / st)) : "n/a",
+               (ss && he && he != "OOM") ? sprintf(" (single-pass: %.2fx)", he / ss) : "",
                (mem && hm) ? sprintf("%.3f", mem / hm) : (he == "OOM" ? "HF out of memory" : "n/a") } }' "$tmp" | sort

@@ -471,18 +471,19 @@ out:
     free(single); free(both); free(cpu); free(a); free(b);
 }
 
-/* One forward with pattern and logits hooks recorded. */
+/* Two forwards recorded: logits with nothing else hooked (so every head runs the unhooked
+ * attention kernel — in the bf16 mode the tensor-core one), then every head's pattern (which a
+ * pattern hook takes through the full-matrix path). */
 static bool run_recorded(const rt_model *m, backend be, rt_gpu_dtype dt, bool round_w, const int *ids, int T, recorder *r) {
-    rt_hook_req reqs[] = {
-        { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rec_fn, r },
-        { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, rec_fn, r },
-    };
-    rt_hook_spec spec = { reqs, 2 };
+    rt_hook_req lreq[] = { { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, rec_fn, r } };
+    rt_hook_req preq[] = { { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rec_fn, r } };
+    rt_hook_spec lspec = { lreq, 1 }, pspec = { preq, 1 };
     rt_gpu_opts o; rt_gpu_opts_default(&o);
     o.dtype = dt; o.emulate = be.emulate; o.f32_bf16_weights = round_w;
     rt_gpu *g = NULL;
     rt_gpu_seq gs = { ids, T, NULL };
-    bool ok = rt_gpu_init(m, &o, &g) == HS_OK && rt_gpu_forward_run(g, &gs, 1, &spec, NULL) == HS_OK;
+    bool ok = rt_gpu_init(m, &o, &g) == HS_OK && rt_gpu_forward_run(g, &gs, 1, &lspec, NULL) == HS_OK &&
+              rt_gpu_forward_run(g, &gs, 1, &pspec, NULL) == HS_OK;
     rt_gpu_free(g);
     return ok;
 }
@@ -743,8 +744,12 @@ static void test_gemm(kpair *k, bool ta, bool tb, int M, int N, int K, rt_cuda_d
 typedef struct { int T, pos0; } seq_shape;
 
 /* Flash attention vs the plain softmax reference, for a batch of sequences with keys in their
- * own buffers (row stride ldk >= KV*HD), and the statistics kernel on the same inputs. */
-static void test_attention(kpair *k, int H, int KV, int HD, int window, const seq_shape *ss, int n_seqs, int extra_ld) {
+ * own buffers (row stride ldk >= KV*HD), and the statistics kernel on the same inputs.
+ * bf16: the tensor-core kernel against rt_cuda_ref_attention_bf16 (same bf16 roundings of q, k, v;
+ * the kernel rounds each weight p relative to its running max, the reference relative to the row's
+ * final max, so z may differ by about one bf16 rounding of the weights: atol 3e-3 + rtol 1e-2 on
+ * values |v| <= 1), and the bf16 statistics kernel against its reference. */
+static void test_attention(kpair *k, int H, int KV, int HD, int window, const seq_shape *ss, int n_seqs, int extra_ld, bool bf16) {
     int N = 0, T_max = 0;
     for (int s = 0; s < n_seqs; s++) { N += ss[s].T; if (ss[s].T > T_max) T_max = ss[s].T; }
     int ldq = H * HD + extra_ld, ldz = H * HD, ldk = KV * HD + extra_ld;
@@ -762,22 +767,24 @@ static void test_attention(kpair *k, int H, int KV, int HD, int window, const se
         off += ss[s].T;
     }
     float *zr = hs_xcalloc((size_t)N * ldz, sizeof(float)), *lr = hs_xcalloc((size_t)N * H, sizeof(float));
-    rt_cuda_ref_attention(zr, ldz, lr, H, q, ldq, hs, n_seqs, H, KV, HD, window, (float)(1.0 / sqrt((double)HD)));
+    (bf16 ? rt_cuda_ref_attention_bf16 : rt_cuda_ref_attention)(zr, ldz, lr, H, q, ldq, hs, n_seqs, H, KV, HD, window,
+                                                                (float)(1.0 / sqrt((double)HD)));
     float *dq = to_dev(k, q, (size_t)N * ldq * sizeof(float));
     float *dz = to_dev(k, zr, (size_t)N * ldz * sizeof(float)), *dl = to_dev(k, lr, (size_t)N * H * sizeof(float));
     k->D->zero(k->dc, dz, (size_t)N * ldz * sizeof(float));
     void *dseqs = to_dev(k, dsq, (size_t)n_seqs * sizeof *dsq);
-    k->D->attention(k->dc, dz, ldz, dl, H, dq, ldq, dseqs, n_seqs, T_max, H, KV, HD, window, (float)(1.0 / sqrt((double)HD)));
+    (bf16 ? k->D->attention_bf16 : k->D->attention)(k->dc, dz, ldz, dl, H, dq, ldq, dseqs, n_seqs, T_max, H, KV, HD, window,
+                                                   (float)(1.0 / sqrt((double)HD)));
     char what[160];
-    int nchar = snprintf(what, sizeof what, "kernel attention H=%d KV=%d HD=%d window=%d seqs", H, KV, HD, window);
+    int nchar = snprintf(what, sizeof what, "kernel attention%s H=%d KV=%d HD=%d window=%d seqs", bf16 ? "_bf16" : "", H, KV, HD, window);
     for (int s = 0; s < n_seqs && nchar < 140; s++) nchar += snprintf(what + nchar, sizeof what - nchar, " (T=%d,pos0=%d)", ss[s].T, ss[s].pos0);
     if (kcheck(k, what)) {
         float *gz = from_dev(k, dz, (size_t)N * ldz), *gl = from_dev(k, dl, (size_t)N * H);
         char w2[200];
         snprintf(w2, sizeof w2, "%s: z", what);
-        check_close(w2, gz, zr, (size_t)N * ldz, 2e-6, 2e-5);
+        check_close(w2, gz, zr, (size_t)N * ldz, bf16 ? 3e-3 : 2e-6, bf16 ? 1e-2 : 2e-5);
         snprintf(w2, sizeof w2, "%s: lse", what);
-        check_close(w2, gl, lr, (size_t)N * H, 2e-6, 2e-6);
+        check_close(w2, gl, lr, (size_t)N * H, bf16 ? 2e-4 : 2e-6, bf16 ? 2e-5 : 2e-6);
         free(gz); free(gl);
 
         /* statistics kernel vs its reference on the same q, k, lse (device lse for both) */
@@ -794,7 +801,7 @@ static void test_attention(kpair *k, int H, int KV, int HD, int window, const se
             ev.seq = s; ev.T = ss[s].T; ev.pos0 = ss[s].pos0; ev.n_heads = H; ev.n_kv_heads = KV; ev.d_head = HD;
             ev.window = window; ev.scale = (float)(1.0 / sqrt((double)HD));
             ev.q = dq + (size_t)hs[s].off * ldq; ev.ldq = ldq; ev.k = dk[s]; ev.ldk = ldk;
-            ev.lse = dl + (size_t)hs[s].off * H; ev.ldlse = H; ev.stream = k->D->stream(k->dc);
+            ev.lse = dl + (size_t)hs[s].off * H; ev.ldlse = H; ev.stream = k->D->stream(k->dc); ev.bf16 = bf16;
             const char *err = NULL;
 #ifdef HS_HAVE_CUDA
             err = probe_cuda_stats_launch(&ev, dids, true, dsum);
@@ -809,8 +816,10 @@ static void test_attention(kpair *k, int H, int KV, int HD, int window, const se
                 double d = fabs(dsum_h[i] - rsum[i]) / (fabs(rsum[i]) > 1e-3 ? fabs(rsum[i]) : 1e-3);
                 if (d > worst || d != d) worst = d != d ? INFINITY : d;
             }
-            TL_CHECK(!err && kcheck(k, "stats kernel") && worst <= 1e-5, "kernel stats (H=%d HD=%d window=%d T=%d pos0=%d) vs reference: max rel %.2e <= 1e-5%s%s",
-                     H, HD, window, ss[s].T, ss[s].pos0, worst, err ? " — " : "", err ? err : "");
+            /* bf16: tensor-core fp32 accumulation vs the reference's fmaf order moves each score by ~1e-6 */
+            double tol = bf16 ? 1e-4 : 1e-5;
+            TL_CHECK(!err && kcheck(k, "stats kernel") && worst <= tol, "kernel stats%s (H=%d HD=%d window=%d T=%d pos0=%d) vs reference: max rel %.2e <= %.0e%s%s",
+                     bf16 ? " bf16" : "", H, HD, window, ss[s].T, ss[s].pos0, worst, tol, err ? " — " : "", err ? err : "");
             k->D->free(k->dc, dids); k->D->free(k->dc, dsum);
             free(ids);
         }
@@ -967,19 +976,30 @@ static void section_kernels(void) {
 
     {   /* attention */
         seq_shape a1[] = { { 37, 0 }, { 5, 0 }, { 70, 0 } };
-        test_attention(&k, 4, 2, 24, 0, a1, 3, 0);
+        test_attention(&k, 4, 2, 24, 0, a1, 3, 0, false);
         seq_shape a2[] = { { 70, 0 } };
-        test_attention(&k, 4, 1, 16, 6, a2, 1, 0);
+        test_attention(&k, 4, 1, 16, 6, a2, 1, 0, false);
         seq_shape a3[] = { { 1, 40 }, { 3, 100 }, { 33, 0 } };
-        test_attention(&k, 8, 8, 64, 0, a3, 3, 8);
+        test_attention(&k, 8, 8, 64, 0, a3, 3, 8, false);
         seq_shape a4[] = { { 65, 0 } };
-        test_attention(&k, 2, 2, 128, 0, a4, 1, 0);
+        test_attention(&k, 2, 2, 128, 0, a4, 1, 0, false);
         seq_shape a5[] = { { 40, 3 } };
-        test_attention(&k, 2, 1, 256, 17, a5, 1, 0);
+        test_attention(&k, 2, 1, 256, 17, a5, 1, 0, false);
         seq_shape a6[] = { { 100, 0 } };
-        test_attention(&k, 8, 8, 8, 0, a6, 1, 0);
+        test_attention(&k, 8, 8, 8, 0, a6, 1, 0, false);
         seq_shape a7[] = { { 300, 0 }, { 1, 299 } };
-        test_attention(&k, 4, 4, 64, 0, a7, 2, 0);
+        test_attention(&k, 4, 4, 64, 0, a7, 2, 0, false);
+        /* the bf16 tensor-core kernel (head sizes 16, 32, 64, 128): GQA, windows, decode rows, ragged batches */
+        test_attention(&k, 4, 1, 16, 6, a2, 1, 0, true);
+        seq_shape b1[] = { { 37, 0 }, { 5, 0 }, { 130, 0 } };
+        test_attention(&k, 4, 2, 32, 0, b1, 3, 0, true);
+        test_attention(&k, 8, 8, 64, 0, a3, 3, 8, true);
+        test_attention(&k, 2, 2, 128, 0, a4, 1, 0, true);
+        test_attention(&k, 4, 4, 64, 0, a7, 2, 0, true);
+        seq_shape b2[] = { { 1000, 0 } };
+        test_attention(&k, 4, 2, 64, 200, b2, 1, 0, true);
+        seq_shape b3[] = { { 200, 57 } };
+        test_attention(&k, 2, 1, 128, 0, b3, 1, 4, true);
     }
     test_mask_softmax(&k, 20, 25, 0);
     test_mask_softmax(&k, 20, 25, 7);

@@ -2,9 +2,12 @@
  * reference of their kernel. Plain C, built everywhere; the kernel itself needs nvcc.
  */
 #include "probe_cuda_stats.h"
+#include "runtime/half.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+static float bf16_round(float x) { uint16_t b = rt_f32_to_bf16(x); uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return f; }
 
 struct probe_cuda_stats {
     rt_gpu *g;
@@ -110,7 +113,9 @@ hs_status probe_cuda_stats_end(probe_cuda_stats *s, probe_head_sums *out) {
 
 /* CPU reference: for each head and each query row (the BOS query skipped), p_ij = exp(s_ij − lse_i)
  * over the visible keys, with s_ij formed as the attention kernel forms it (fp32 multiply-adds over
- * d in order, then × scale), folded exactly as probe_head_stats folds a stored pattern row. */
+ * d in order, then × scale), folded exactly as probe_head_stats folds a stored pattern row.
+ * ev->bf16 (the tensor-core attention): q and k rounded to bf16 first, and the entropy term is
+ * p·(lse − s), as that kernel folds it. */
 void probe_cuda_stats_ref(const rt_gpu_attn_event *ev, const int *ids, bool has_repeat, double *sums) {
     int H = ev->n_heads, HD = ev->d_head, grp = ev->n_heads / ev->n_kv_heads;
     for (int h = 0; h < H; h++) {
@@ -126,9 +131,13 @@ void probe_cuda_stats_ref(const rt_gpu_attn_event *ev, const int *ids, bool has_
             for (int j = a; j <= i; j++) {
                 const float *k = kb + (size_t)j * ev->ldk;
                 float sdot = 0;
-                for (int d = 0; d < HD; d++) sdot = fmaf(q[d], k[d], sdot);
+                if (ev->bf16)
+                    for (int d = 0; d < HD; d++) sdot = fmaf(bf16_round(q[d]), bf16_round(k[d]), sdot);
+                else
+                    for (int d = 0; d < HD; d++) sdot = fmaf(q[d], k[d], sdot);
                 float p = expf(sdot * ev->scale - lse);
-                ent -= p > 0 ? p * logf(p) : 0.0f;
+                if (ev->bf16) ent += p * (lse - sdot * ev->scale);
+                else ent -= p > 0 ? p * logf(p) : 0.0f;
                 mx = p > mx ? p : mx;
                 dist += p * (float)(i - j);
                 if (j == 0) bos = p;

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include "probe_cuda_stats.h"
+#include "runtime/cuda/rt_cuda_mma.h"
 
 namespace {
 constexpr int kBQ = 32, kBK = 32, kRPW = 8;
@@ -117,11 +118,134 @@ __global__ void __launch_bounds__(128) stats_kernel(const float *q, int ldq, con
     if (threadIdx.x < PROBE_M_N) atomicAdd(&sums[(size_t)h * PROBE_M_N + threadIdx.x], blk[threadIdx.x]);
 }
 
+/* The bf16 mode's statistics (ev->bf16): the scores are recomputed exactly as the tensor-core
+ * attention kernel (runtime/cuda/rt_cuda_attn_tc.cu) formed them — q and k rounded to bf16, the
+ * same mma tiles from the same first key — so p = 2^(s₂ − lse₂) is that kernel's pattern. Layout
+ * as there: 64 query rows per block, 4 warps × 16 rows, key tiles of 64 (K staged as bf16); each
+ * lane folds its 16 columns of its two rows, the 4 lanes of a group are combined per row, rows are
+ * summed in double as above. Entropy needs no logarithm: −p·ln p = p·(lse − s) (exact in real
+ * arithmetic; the fp32 kernel keeps logf because its rows may be sharper than fp32 cancellation in
+ * lse − s allows for the 1e-4 exactness bound). */
+template <int HD>
+__global__ void __launch_bounds__(128) stats_tc_kernel(const float *q, int ldq, const float *k, int ldk, const float *lse,
+                                                        int ldlse, const int *ids, int T, int pos0, int H, int KV, int window,
+                                                        float scale, int has_repeat, double *sums) {
+    constexpr int kLdk = HD + 8;
+    constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+    const int q0 = blockIdx.x * 64;
+    if (q0 >= T) return;
+    const int h = blockIdx.y, g = h / (H / KV);
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, group = lane >> 2, quad = lane & 3;
+    const int nq = min(64, T - q0), wr0 = w * 16, wn = max(0, min(16, nq - wr0));
+    __shared__ __align__(16) __nv_bfloat16 Ks[64 * kLdk];
+    __shared__ int idS[65];                           /* ids of keys k0−1 .. k0+63 */
+    __shared__ double blk[PROBE_M_N];
+    if (threadIdx.x < PROBE_M_N) blk[threadIdx.x] = 0.0;
+
+    uint32_t qa[HD / 16][4];
+    rt_mma_load_q<HD>(qa, q, (size_t)ldq, q0 + wr0, wn, h * HD, group, quad);
+    int pi[2], tok[2];
+    bool rv[2];
+    float l2[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int rr = wr0 + group + 8 * r;
+        pi[r] = pos0 + q0 + rr;
+        rv[r] = rr < nq && pi[r] > 0;                 /* the BOS query is not counted */
+        l2[r] = rr < nq ? lse[(size_t)(q0 + rr) * ldlse + h] * kLog2e : 0.0f;
+        tok[r] = rr < nq && has_repeat ? ids[pi[r]] : -1;
+    }
+    float ent[2] = { 0, 0 }, mx[2] = { 0, 0 }, dist[2] = { 0, 0 }, bos[2] = { 0, 0 }, slf[2] = { 0, 0 }, prv[2] = { 0, 0 },
+          dup[2] = { 0, 0 }, ind[2] = { 0, 0 };
+    const int p_first = pos0 + q0, p_last = pos0 + q0 + nq - 1;
+    const int k_begin = window > 0 && p_first - window + 1 > 0 ? p_first - window + 1 : 0;
+    const int k_end = p_last + 1;
+    const float sc2 = scale * kLog2e;
+    for (int k0 = k_begin; k0 < k_end; k0 += 64) {
+        __syncthreads();
+        rt_mma_load_kv<HD>(Ks, kLdk, nullptr, 0, k, nullptr, (size_t)ldk, g * HD, k0, k_end);
+        if (has_repeat)
+            for (int i = threadIdx.x; i < 65; i += blockDim.x) {
+                int j = k0 - 1 + i;
+                idS[i] = j >= 0 && j < k_end ? ids[j] : -2;
+            }
+        __syncthreads();
+        float s[8][4];
+        rt_mma_scores<HD>(s, qa, Ks, kLdk, group, quad);
+#pragma unroll
+        for (int n = 0; n < 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, c = n * 8 + 2 * quad + (e & 1), j = k0 + c, i = pi[r];
+                bool ok = rv[r] && j < k_end && j <= i && (window <= 0 || i - j < window);
+                if (!ok) continue;
+                float s2 = s[n][e] * sc2, p = exp2f(s2 - l2[r]);
+                ent[r] += p * (l2[r] - s2);
+                mx[r] = fmaxf(mx[r], p);
+                dist[r] += p * (float)(i - j);
+                if (j == 0) bos[r] = p;
+                if (j == i) slf[r] = p;
+                if (j == i - 1) prv[r] = p;
+                if (has_repeat) {
+                    if (j < i && idS[c + 1] == tok[r]) dup[r] += p;
+                    if (idS[c] == tok[r]) ind[r] += p;   /* ids[j−1]; j = 0 reads −2 */
+                }
+            }
+    }
+    double dtot[PROBE_M_N];
+#pragma unroll
+    for (int m = 0; m < PROBE_M_N; m++) dtot[m] = 0.0;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+#pragma unroll
+        for (int o = 1; o <= 2; o <<= 1) {
+            ent[r] += __shfl_xor_sync(0xffffffffu, ent[r], o);
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], o));
+            dist[r] += __shfl_xor_sync(0xffffffffu, dist[r], o);
+            bos[r] += __shfl_xor_sync(0xffffffffu, bos[r], o);
+            slf[r] += __shfl_xor_sync(0xffffffffu, slf[r], o);
+            prv[r] += __shfl_xor_sync(0xffffffffu, prv[r], o);
+            dup[r] += __shfl_xor_sync(0xffffffffu, dup[r], o);
+            ind[r] += __shfl_xor_sync(0xffffffffu, ind[r], o);
+        }
+        if (quad == 0 && rv[r]) {
+            dtot[PROBE_M_ENTROPY] += ent[r] * kLn2; dtot[PROBE_M_MAX_WEIGHT] += mx[r]; dtot[PROBE_M_BOS_MASS] += bos[r];
+            dtot[PROBE_M_SELF] += slf[r]; dtot[PROBE_M_PREV_TOKEN] += prv[r]; dtot[PROBE_M_DISTANCE] += dist[r];
+            dtot[PROBE_M_DUPLICATE] += dup[r]; dtot[PROBE_M_INDUCTION] += ind[r];
+        }
+    }
+    __syncthreads();
+    if (quad == 0)
+        for (int m = 0; m < PROBE_M_N; m++) atomicAdd(&blk[m], dtot[m]);
+    __syncthreads();
+    if (threadIdx.x < PROBE_M_N) atomicAdd(&sums[(size_t)h * PROBE_M_N + threadIdx.x], blk[threadIdx.x]);
+}
+
+template <int HD>
+static void launch_stats_tc(const rt_gpu_attn_event *ev, const int *ids, bool has_repeat, double *sums) {
+    dim3 grid((unsigned)((ev->T + 63) / 64), (unsigned)ev->n_heads);
+    stats_tc_kernel<HD><<<grid, 128, 0, (cudaStream_t)ev->stream>>>(ev->q, ev->ldq, ev->k, ev->ldk, ev->lse, ev->ldlse, ids,
+                                                                    ev->T, ev->pos0, ev->n_heads, ev->n_kv_heads, ev->window,
+                                                                    ev->scale, has_repeat ? 1 : 0, sums);
+}
+
 extern "C" const char *probe_cuda_stats_launch(const rt_gpu_attn_event *ev, const int *ids, bool has_repeat, double *sums) {
     static int optin_done = 48 * 1024;
     static char msg[256];
     if (ev->T <= 0) return NULL;
     int HD = ev->d_head;
+    if (ev->bf16) {
+        switch (HD) {
+        case 16: launch_stats_tc<16>(ev, ids, has_repeat, sums); break;
+        case 32: launch_stats_tc<32>(ev, ids, has_repeat, sums); break;
+        case 64: launch_stats_tc<64>(ev, ids, has_repeat, sums); break;
+        case 128: launch_stats_tc<128>(ev, ids, has_repeat, sums); break;
+        default: snprintf(msg, sizeof msg, "bf16 statistics for head_dim %d (16, 32, 64 or 128 only)", HD); return msg;
+        }
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) { snprintf(msg, sizeof msg, "launch (bf16): %s", cudaGetErrorString(e)); return msg; }
+        return NULL;
+    }
     size_t smem = (size_t)(kBQ * HD + kBK * (HD + 1)) * sizeof(float);
     if ((int)smem > optin_done) {
         cudaError_t e = cudaFuncSetAttribute(stats_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);

@@ -43,6 +43,7 @@ struct rt_gpu {
     rt_gpu_dtype dtype;
     rt_cuda_dtype wt;           /* dtype of the weight matrices and GEMM inputs */
     bool split;                 /* bf16: activations enter GEMMs as a hi + lo bf16 pair (see gemm_in) */
+    bool attn_bf16;             /* bf16 mode, supported head size, not opts.attn_fp32: tensor-core attention */
     size_t wsz;                 /* bytes per weight element */
     void *wblock; size_t wbytes;
     const void *tok_embed;      /* (V, D) wt */
@@ -317,6 +318,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     g->wt = o->dtype == RT_GPU_F32 ? RT_CUDA_F32 : RT_CUDA_BF16;
     g->wsz = g->wt == RT_CUDA_F32 ? sizeof(float) : sizeof(uint16_t);
     g->split = g->wt == RT_CUDA_BF16 && !o->bf16_single_pass;
+    g->attn_bf16 = o->dtype == RT_GPU_BF16 && !o->attn_fp32 && rt_cuda_attention_bf16_supported(m->cfg.d_head);
     hs_arena_init(&g->host, 1u << 16);
     st = ops->ctx_init(o->device, o->dtype == RT_GPU_F32, &g->ctx);
     if (st != HS_OK) { g->ctx = NULL; rt_gpu_free(g); return st; }
@@ -636,8 +638,8 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
     }
 
     float scale = (float)(1.0 / sqrt((double)HD));
-    ops->attention(cx, b->z, QD, b->lse, H, b->q, QD, b->seqs + (size_t)l * bv->n_seqs, bv->n_seqs, bv->T_max, H, KV, HD,
-                   c->sliding_window, scale);
+    (g->attn_bf16 ? ops->attention_bf16 : ops->attention)(cx, b->z, QD, b->lse, H, b->q, QD, b->seqs + (size_t)l * bv->n_seqs,
+                                                          bv->n_seqs, bv->T_max, H, KV, HD, c->sliding_window, scale);
     if (g->attn_fn)
         for (int s = 0; s < bv->n_seqs; s++) {
             rt_gpu_attn_event ev;
@@ -647,7 +649,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
             ev.q = b->q + (size_t)bv->off[s] * QD; ev.ldq = QD;
             ev.k = seq_k(g, bv, b, l, s, false); ev.ldk = KD;
             ev.lse = b->lse + (size_t)bv->off[s] * H; ev.ldlse = H;
-            ev.stream = ops->stream(cx); ev.emulated = !ops->on_device;
+            ev.stream = ops->stream(cx); ev.emulated = !ops->on_device; ev.bf16 = g->attn_bf16;
             g->attn_fn(&ev, g->attn_user);
         }
 

@@ -63,6 +63,9 @@ void rt_cuda_k_to_bf16(rt_cuda_ctx *c, uint16_t *dst, const float *src, size_t n
 void rt_cuda_k_to_bf16_split(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const float *src, size_t n);
 void rt_cuda_k_attention(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                          const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
+void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                              const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window,
+                              float scale);
 void rt_cuda_k_mask_scores(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
 void rt_cuda_k_softmax_rows(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
 void rt_cuda_k_target_dots(rt_cuda_ctx *c, const float *Y, int R, int D, const float *W, const int *tgt, double *lt,

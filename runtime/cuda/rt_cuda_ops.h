@@ -95,6 +95,10 @@ typedef struct {
      * their T. Never builds a (T, Tk) matrix (the CUDA kernel uses an online softmax). */
     void (*attention)(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                       const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
+    /* The same on bf16 tensor cores (the bf16 mode): q, k, v and the weights p are rounded to bf16
+     * before their products, every sum is fp32. Only for rt_cuda_attention_bf16_supported(HD). */
+    void (*attention_bf16)(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                           const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
     /* S (T, Tk): query row r at absolute position p = pos0 + r; set -inf where key j > p or
      * (window > 0 and j <= p - window), as forward.c masks a full score matrix. */
     void (*mask_scores)(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window);
@@ -139,6 +143,10 @@ void rt_cuda_ref_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alp
                       const void *B, int ldb, rt_cuda_dtype ab, float beta, float *C, int ldc);
 void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,
                            int n_seqs, int H, int KV, int HD, int window, float scale);
+void rt_cuda_ref_attention_bf16(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,
+                                int n_seqs, int H, int KV, int HD, int window, float scale);
+/* Head sizes the bf16 tensor-core attention kernel is built for (16, 32, 64, 128). */
+bool rt_cuda_attention_bf16_supported(int HD);
 void rt_cuda_ref_mask_scores(float *S, int T, int Tk, int pos0, int window);
 void rt_cuda_ref_softmax_rows(float *S, int T, int Tk, int pos0, int window);
 void rt_cuda_ref_target_dots(const float *Y, int R, int D, const float *W, const int *tgt, double *lt, double *ynorm);

@@ -142,12 +142,21 @@ void rt_cuda_ref_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alp
 /* First key visible from absolute position p (keys after p are never visible). */
 static int first_key(int p, int window) { return window > 0 && p - window + 1 > 0 ? p - window + 1 : 0; }
 
-void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,
-                           int n_seqs, int H, int KV, int HD, int window, float scale) {
+/* bf16 rounding of an operand, as the tensor-core kernel rounds q, k, v and p (identity when !on). */
+static inline double rnd(float x, bool on) { return on ? rt_cuda_bf16_to_f32(rt_f32_to_bf16(x)) : x; }
+
+/* Both attention references, in double: bf16 = the bf16 kernel's numerics (q, k, v rounded to bf16;
+ * each weight exp(s − max) rounded to bf16 in P·V while the row sum uses it unrounded, as the
+ * kernel sums its fp32 p before packing). The kernel rounds p relative to the running max of its
+ * tile loop rather than the row's final max, so it differs from this reference by about one bf16
+ * rounding of each weight (relative 2^-9), not systematically. */
+static void ref_attention(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,
+                          int n_seqs, int H, int KV, int HD, int window, float scale, bool bf16) {
     int Tk_max = 0;
     for (int s = 0; s < n_seqs; s++) if (seqs[s].pos0 + seqs[s].T > Tk_max) Tk_max = seqs[s].pos0 + seqs[s].T;
     double *sc = hs_xmalloc((size_t)(Tk_max > 0 ? Tk_max : 1) * sizeof(double));
     double *acc = hs_xmalloc((size_t)(HD > 0 ? HD : 1) * sizeof(double));
+    double *qd = hs_xmalloc((size_t)(HD > 0 ? HD : 1) * sizeof(double));
     for (int s = 0; s < n_seqs; s++) {
         const rt_cuda_seq *sq = &seqs[s];
         for (int h = 0; h < H; h++) {
@@ -155,21 +164,22 @@ void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float
             for (int r = 0; r < sq->T; r++) {
                 int p = sq->pos0 + r, a = first_key(p, window);
                 const float *qr = q + (size_t)(sq->off + r) * ldq + (size_t)h * HD;
+                for (int e = 0; e < HD; e++) qd[e] = rnd(qr[e], bf16);
                 double mx = -INFINITY;
                 for (int j = a; j <= p; j++) {
                     const float *kj = sq->k + (size_t)j * sq->ldk + (size_t)g * HD;
                     double d = 0;
-                    for (int e = 0; e < HD; e++) d += (double)qr[e] * kj[e];
+                    for (int e = 0; e < HD; e++) d += qd[e] * rnd(kj[e], bf16);
                     sc[j] = d * scale;
                     if (sc[j] > mx) mx = sc[j];
                 }
                 double sum = 0;
                 for (int e = 0; e < HD; e++) acc[e] = 0;
                 for (int j = a; j <= p; j++) {
-                    double w = exp(sc[j] - mx);
+                    double w = exp(sc[j] - mx), wr = rnd((float)w, bf16);
                     sum += w;
                     const float *vj = sq->v + (size_t)j * sq->ldk + (size_t)g * HD;
-                    for (int e = 0; e < HD; e++) acc[e] += w * vj[e];
+                    for (int e = 0; e < HD; e++) acc[e] += wr * rnd(vj[e], bf16);
                 }
                 float *zr = z + (size_t)(sq->off + r) * ldz + (size_t)h * HD;
                 for (int e = 0; e < HD; e++) zr[e] = (float)(acc[e] / sum);
@@ -177,8 +187,20 @@ void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float
             }
         }
     }
-    free(sc); free(acc);
+    free(sc); free(acc); free(qd);
 }
+
+void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,
+                           int n_seqs, int H, int KV, int HD, int window, float scale) {
+    ref_attention(z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, H, KV, HD, window, scale, false);
+}
+
+void rt_cuda_ref_attention_bf16(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,
+                                int n_seqs, int H, int KV, int HD, int window, float scale) {
+    ref_attention(z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, H, KV, HD, window, scale, true);
+}
+
+bool rt_cuda_attention_bf16_supported(int HD) { return HD == 16 || HD == 32 || HD == 64 || HD == 128; }
 
 void rt_cuda_ref_mask_scores(float *S, int T, int Tk, int pos0, int window) {
     for (int r = 0; r < T; r++) {
@@ -253,6 +275,10 @@ static void h_attention(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse
                         const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale) {
     rt_cuda_ref_attention(z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, H, KV, HD, window, scale);
 }
+static void h_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                             const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale) {
+    rt_cuda_ref_attention_bf16(z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, H, KV, HD, window, scale);
+}
 static void h_mask_scores(rt_cuda_ctx *c, float *S, int T, int Tk, int pos0, int window) {
     rt_cuda_ref_mask_scores(S, T, Tk, pos0, window);
 }
@@ -308,7 +334,7 @@ static const rt_cuda_ops k_host_ops = {
     h_ctx_init, h_ctx_free, h_check, h_note_error, h_stream,
     h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info,
     h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split, h_gemm,
-    h_attention, h_mask_scores, h_softmax_rows,
+    h_attention, h_attention_bf16, h_mask_scores, h_softmax_rows,
     h_target_dots, h_rank_count,
 };
 

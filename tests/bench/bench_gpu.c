@@ -6,13 +6,16 @@
  * so nothing large has to travel to the GPU machine; scripts/bench_gpu_hf.py builds the same
  * configurations in transformers on the same GPU, and scripts/bench-gpu.sh prints the ratios.
  * GPT-2's position table is extended to 4096 rows for the T = 4096 runs (same in the HF script).
- *   (a) plain forward, bf16 (default hi+lo GEMM inputs) and bf16 single-pass, last-position logits
- *   (b) forward + on-device statistics of every head (probe_cuda_stats): time and device memory,
- *       against the pattern tensor a cache-everything tool materialises (B·L·H·T² bf16)
+ *   (a) plain forward, last-position logits, in three bf16 configurations: "bf16" (the default:
+ *       hi+lo GEMM inputs, tensor-core attention), "bf16-single" (one bf16 GEMM per linear layer,
+ *       tensor-core attention: HF's bf16 numerics) and "bf16-fp32attn" (hi+lo GEMMs, fp32 CUDA-core
+ *       attention: the configuration before the tensor-core kernel, for comparison)
+ *   (b) forward + on-device statistics of every head (probe_cuda_stats), bf16 and bf16-single: time
+ *       and device memory, against the pattern tensor a cache-everything tool materialises (B·L·H·T² bf16)
  *   (c) forward + the full patterns of one layer copied to the host and encoded to f16 (what the
  *       store would write): where the time goes (GPU forward vs copy + encode)
  * Each figure: best of `reps` after one warm-up; tokens/s, achieved TFLOP/s against the H200's
- * ~990 TFLOP/s dense bf16 (GEMMs) and ~67 TFLOP/s fp32 (our attention is fp32 FFMA).
+ * ~990 TFLOP/s dense bf16 (and ~67 TFLOP/s fp32 for the fp32-attention configuration).
  * Lines starting with "RESULT" are machine-readable: RESULT <model> <T> <figure> <value>.
  * Without a GPU it prints one skip line and exits 0.
  * Usage: bench_gpu [--quick] [--model gpt2|llama] [--reps N] [--emulate (toy shapes on the CPU references)]
@@ -158,11 +161,13 @@ static int bench_shape(const shape *s, const int *Ts, int nT, int reps) {
     printf("   host weights ready in %.1f s\n", now() - t0);
     const int B = 8;
     int rc = 0;
-    for (int mode = 0; mode < 2; mode++) {
+    static const char *const mnames[3] = { "bf16", "bf16-single", "bf16-fp32attn" };
+    for (int mode = 0; mode < 3; mode++) {
         rt_gpu_opts o; rt_gpu_opts_default(&o);
         o.bf16_single_pass = mode == 1;
+        o.attn_fp32 = mode == 2;
         o.emulate = g_emulate;
-        const char *mname = mode ? "bf16-single" : "bf16";
+        const char *mname = mnames[mode];
         rt_gpu *g = NULL;
         t0 = now();
         if (rt_gpu_init(&bm.m, &o, &g) != HS_OK) { rc = 1; break; }
@@ -179,13 +184,23 @@ static int bench_shape(const shape *s, const int *Ts, int nT, int reps) {
                 sq[b] = (rt_gpu_seq){ ids[b], T, NULL };
             }
             float *logits = malloc((size_t)B * s->V * sizeof(float));
-            double N = (double)B * T, gf = gemm_flops(s, N, B) * (mode ? 1 : 2), af = attn_flops(s, B, T);
+            double N = (double)B * T, gf = gemm_flops(s, N, B) * (mode == 1 ? 1 : 2), af = attn_flops(s, B, T);
+            double peak_attn = mode == 2 ? 67e12 : 990e12;
             double ta = run_best(g, sq, B, NULL, logits, reps, NULL, NULL, NULL, NULL);
             if (ta < 0) { rc = 1; goto next; }
             printf("   [%s] T=%d (a) forward: %.1f ms, %.0f tok/s; GEMMs %.2f TFLOP (%.1f ms at 990 TFLOP/s) + attention %.2f TFLOP "
-                   "fp32 (%.1f ms at 67 TFLOP/s); %.0f TFLOP/s overall\n", mname, T, ta * 1e3, N / ta, gf / 1e12, gf / 990e12 * 1e3,
-                   af / 1e12, af / 67e12 * 1e3, (gf + af) / ta / 1e12);
+                   "%s (%.1f ms at %.0f TFLOP/s); %.0f TFLOP/s overall\n", mname, T, ta * 1e3, N / ta, gf / 1e12, gf / 990e12 * 1e3,
+                   af / 1e12, mode == 2 ? "fp32" : "bf16", af / peak_attn * 1e3, peak_attn / 1e12, (gf + af) / ta / 1e12);
             printf("RESULT %s %d forward_%s_ms %.3f\n", s->name, T, mname, ta * 1e3);
+            if (mode == 1) {
+                probe_cuda_stats *st = NULL;
+                if (probe_cuda_stats_init(g, s->L, s->H, B, T, &st) == HS_OK) {
+                    double tb = run_best(g, sq, B, NULL, logits, reps, st, ids, nid, rep);
+                    printf("   [%s] T=%d (b) forward + all-head stats: %.1f ms (%.2fx the plain forward)\n", mname, T, tb * 1e3, tb / ta);
+                    printf("RESULT %s %d stats_%s_ms %.3f\n", s->name, T, mname, tb * 1e3);
+                    probe_cuda_stats_free(st);
+                } else rc = 1;
+            }
             if (mode == 0) {
                 probe_cuda_stats *st = NULL;
                 if (probe_cuda_stats_init(g, s->L, s->H, B, T, &st) == HS_OK) {

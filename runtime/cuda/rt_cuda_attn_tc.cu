@@ -1,0 +1,165 @@
+/* rt_cuda_attn_tc.cu — causal (+ sliding-window) attention on bf16 tensor cores, for the bf16 mode.
+ * CPU reference: rt_cuda_ref_attention_bf16 (rt_cuda_ref.c); contract: rt_cuda_ops.h.
+ *
+ * Why a second kernel: the fp32 kernel (rt_cuda_attn.cu) runs on CUDA cores, and at T = 4096 it
+ * alone took longer than HF's whole SDPA forward. This one is flash-attention-2 shaped:
+ *   one block = 64 query rows of one head of one sequence, 4 warps × 16 rows; key tiles of 64.
+ *   Q fragments stay in registers for the whole loop (rt_mma_load_q); each tile's K (row-major)
+ *   and V (transposed) are staged in shared memory as bf16; S = Q·Kᵀ and O += P·V are
+ *   mma.m16n8k16 with fp32 accumulation (fragment layout: rt_cuda_mma.h), P going from the score
+ *   accumulators to the A operand in registers.
+ *   Online softmax in fp32, in base 2: s₂ = s·scale·log₂e, running max m per row (reduced over the
+ *   4 lanes of a group), p = 2^(s₂ − m), O and the lane's partial row sum l rescaled by 2^(m_old − m)
+ *   — the partial sums are only added across the group at the end.
+ *   Output z = O / l (fp32) and lse = m·ln2 + ln l (natural log, as the fp32 kernel).
+ * Numerics (the bf16 mode's): q, k, v and p are rounded to bf16 (8 significant bits) before the
+ * products; every sum is fp32. Masked keys: s = −inf, p = 0; a row with nothing visible yet keeps
+ * m = −inf and contributes nothing (sliding windows).
+ * HD ∈ {16, 32, 64, 128}: rt_cuda_attention_bf16_supported(); the orchestration uses the fp32
+ * kernel for any other head size.
+ * Shared memory: 64·(HD+8)·2 (K) + HD·72·2 (Vᵀ) bytes = 35 KB at HD 128, under the 48 KB default.
+ */
+#include "rt_cuda_internal.h"
+#include "rt_cuda_mma.h"
+#include <math.h>
+
+namespace {
+constexpr int kBQ = 64, kBK = 64, kWarps = 4, kLdv = kBK + 8;
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                                                       const rt_cuda_seq *seqs, int H, int KV, int window, float scale) {
+    const rt_cuda_seq sq = seqs[blockIdx.z];
+    const int q0 = blockIdx.x * kBQ;
+    if (q0 >= sq.T) return;                           /* whole block leaves together */
+    const int h = blockIdx.y, g = h / (H / KV);
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, group = lane >> 2, quad = lane & 3;
+    const int nq = min(kBQ, sq.T - q0);
+    constexpr int kLdk = HD + 8;
+    __shared__ __align__(16) __nv_bfloat16 Ks[kBK * kLdk];
+    __shared__ __align__(16) __nv_bfloat16 Vt[HD * kLdv];
+
+    /* this warp's rows: wr0 = 16w within the block; the lane's two rows are group and group+8 */
+    const int wr0 = w * 16, wn = max(0, min(16, nq - wr0));
+    uint32_t qa[HD / 16][4];
+    rt_mma_load_q<HD>(qa, q + (size_t)sq.off * ldq, (size_t)ldq, q0 + wr0, wn, h * HD, group, quad);
+    const int pr[2] = { sq.pos0 + q0 + wr0 + group, sq.pos0 + q0 + wr0 + group + 8 };   /* absolute positions */
+    const bool rv[2] = { group < wn, group + 8 < wn };
+
+    const int p_first = sq.pos0 + q0, p_last = sq.pos0 + q0 + nq - 1;
+    const int k_begin = window > 0 && p_first - window + 1 > 0 ? p_first - window + 1 : 0;
+    const int k_end = p_last + 1;
+    const float sc2 = scale * kLog2e;
+
+    float o[HD / 8][4];
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };
+
+    for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
+        __syncthreads();                              /* previous tile consumed */
+        rt_mma_load_kv<HD>(Ks, kLdk, Vt, kLdv, sq.k, sq.v, (size_t)sq.ldk, g * HD, k0, k_end);
+        __syncthreads();
+
+        float s[8][4];
+        rt_mma_scores<HD>(s, qa, Ks, kLdk, group, quad);
+
+        /* mask, scale to base 2, row max over the tile (this lane's columns, then its group) */
+        float tmax[2] = { -INFINITY, -INFINITY };
+#pragma unroll
+        for (int n = 0; n < 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, j = k0 + n * 8 + 2 * quad + (e & 1), p = pr[r];
+                bool ok = rv[r] && j < k_end && j <= p && (window <= 0 || p - j < window);
+                float v = ok ? s[n][e] * sc2 : -INFINITY;
+                s[n][e] = v;
+                tmax[r] = fmaxf(tmax[r], v);
+            }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+            float mn = fmaxf(m[r], tmax[r]);
+            alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mn);   /* nothing accumulated yet: o, l are 0 */
+            m[r] = mn;
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        }
+        /* p = 2^(s₂ − m) (masked: 0), partial row sums, and P·V for each 16-key step */
+#pragma unroll
+        for (int n = 0; n < 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1;
+                float p = s[n][e] == -INFINITY ? 0.0f : exp2f(s[n][e] - m[r]);
+                s[n][e] = p;
+                l[r] += p;
+            }
+        const uint32_t *V32 = reinterpret_cast<const uint32_t *>(Vt);
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            uint32_t pa[4];
+            pa[0] = rt_mma_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = rt_mma_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = rt_mma_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = rt_mma_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int n = 0; n < HD / 8; n++) {
+                uint32_t b[2];
+                b[0] = V32[(n * 8 + group) * (kLdv / 2) + kk * 8 + quad];
+                b[1] = V32[(n * 8 + group) * (kLdv / 2) + kk * 8 + 4 + quad];
+                rt_mma_bf16_16816(o[n], pa, b);
+            }
+        }
+    }
+
+    /* the group's partial sums -> row sums; write z and lse */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (!rv[r]) continue;
+        size_t row = (size_t)sq.off + q0 + wr0 + group + 8 * r;
+        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        float *zr = z + row * ldz + (size_t)h * HD;
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) {
+            zr[n * 8 + 2 * quad] = o[n][2 * r] * inv;
+            zr[n * 8 + 2 * quad + 1] = o[n][2 * r + 1] * inv;
+        }
+        if (quad == 0) lse[row * ldlse + h] = l[r] > 0.0f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
+    }
+}
+
+template <int HD>
+static void launch_attn_tc(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                           const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int window, float scale) {
+    dim3 grid((unsigned)((T_max + kBQ - 1) / kBQ), (unsigned)H, (unsigned)n_seqs);
+    attn_tc_kernel<HD><<<grid, kWarps * 32, 0, c->stream>>>(z, ldz, lse, ldlse, q, ldq, seqs, H, KV, window, scale);
+    rt_cuda_after_launch(c, "attention_bf16");
+}
+
+void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+                              const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window,
+                              float scale) {
+    if (n_seqs <= 0 || T_max <= 0) return;
+    if (n_seqs > 65535 || H > 65535) { rt_cuda_note(c, "attention_bf16", "more than 65535 sequences or heads in one launch"); return; }
+    switch (HD) {
+    case 16: launch_attn_tc<16>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 32: launch_attn_tc<32>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 64: launch_attn_tc<64>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 128: launch_attn_tc<128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    default: rt_cuda_note(c, "attention_bf16", "head_dim must be 16, 32, 64 or 128 (the orchestration uses the fp32 kernel otherwise)");
+    }
+}

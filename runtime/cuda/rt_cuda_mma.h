@@ -1,0 +1,98 @@
+/* rt_cuda_mma.h — the bf16 tensor-core building blocks shared by the bf16 attention kernel
+ * (rt_cuda_attn_tc.cu) and the bf16 statistics kernel (probe/cuda/probe_cuda_stats_kernel.cu).
+ * C++/CUDA only.
+ *
+ * mma.sync.m16n8k16 (bf16 in, fp32 accumulate), per warp, lane = 4·group + quad:
+ *   A (16×16, row-major) 4 regs of bf16x2: a0 = A[group][2q..2q+1],     a1 = A[group+8][2q..2q+1],
+ *                                          a2 = A[group][2q+8..2q+9],   a3 = A[group+8][2q+8..2q+9]
+ *   B (16×8, k×n)        2 regs of bf16x2: b0 = B[2q..2q+1][group],     b1 = B[2q+8..2q+9][group]
+ *   C (16×8 fp32)        4 floats:         c0,c1 = C[group][2q..2q+1],  c2,c3 = C[group+8][2q..2q+1]
+ * (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"). A row of C is spread
+ * over the 4 lanes of a group, so row reductions are two xor-shuffles (masks 1 and 2).
+ *
+ * Scores tile S = Q·Kᵀ: A = Q rows (row-major), B[k=d][n=key] = K[key][d], so with K stored
+ * row-major in shared memory b0 is the 32-bit word K[key=group][d=2q..2q+1].
+ * Output tile O += P·V: A = P, whose fragments are exactly the C fragments of two adjacent score
+ * tiles converted to bf16 (no shared memory round trip); B[k=key][n=d] = V[key][d], read from a
+ * transposed copy Vt[d][key] so b0 is again one 32-bit word.
+ */
+#ifndef HS_RT_CUDA_MMA_H
+#define HS_RT_CUDA_MMA_H
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+/* Two floats -> one bf16x2 word (round to nearest even); lo in the low half (the lower column). */
+__device__ __forceinline__ uint32_t rt_mma_pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* d (16×8 fp32) += a (16×16 bf16) · b (16×8 bf16). */
+__device__ __forceinline__ void rt_mma_bf16_16816(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* A fragments of a warp's 16 query rows (row0.. of q, fp32 in global memory, ldq floats per row,
+ * columns col0..col0+HD) for every k-step of HD: qa[HD/16][4]. Rows at or beyond nrows read 0. */
+template <int HD>
+__device__ __forceinline__ void rt_mma_load_q(uint32_t qa[HD / 16][4], const float *q, size_t ldq, int row0, int nrows,
+                                              int col0, int group, int quad) {
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+#pragma unroll
+        for (int part = 0; part < 4; part++) {
+            int r = group + ((part & 1) ? 8 : 0), c = kk * 16 + 2 * quad + ((part & 2) ? 8 : 0);
+            float x0 = 0.0f, x1 = 0.0f;
+            if (r < nrows) {
+                const float *p = q + (size_t)(row0 + r) * ldq + col0 + c;
+                x0 = p[0]; x1 = p[1];
+            }
+            qa[kk][part] = rt_mma_pack_bf16(x0, x1);
+        }
+}
+
+/* Scores of a warp's 16 rows against 64 keys of a tile: s[n][4] for key groups n = 0..7 (keys
+ * 8n..8n+7), K tile in shared memory as bf16 rows of ldk_s elements (ldk_s/2 words). */
+template <int HD>
+__device__ __forceinline__ void rt_mma_scores(float s[8][4], const uint32_t qa[HD / 16][4], const __nv_bfloat16 *Ks,
+                                              int ldk_s, int group, int quad) {
+    const uint32_t *K32 = reinterpret_cast<const uint32_t *>(Ks);
+    const int ldw = ldk_s / 2;
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            uint32_t b[2];
+            b[0] = K32[(n * 8 + group) * ldw + kk * 8 + quad];
+            b[1] = K32[(n * 8 + group) * ldw + kk * 8 + 4 + quad];
+            rt_mma_bf16_16816(s[n], qa[kk], b);
+        }
+    }
+}
+
+/* Load rows k0..k0+63 of an fp32 (?, ld) matrix at column col0 (HD columns) into shared memory as
+ * bf16: K row-major Ks[key][d] (row stride ldk_s) and, when Vt != NULL, V transposed Vt[d][key]
+ * (row stride ldv_s). Keys at or beyond k_end are zero. All threads of the block take part. */
+template <int HD>
+__device__ __forceinline__ void rt_mma_load_kv(__nv_bfloat16 *Ks, int ldk_s, __nv_bfloat16 *Vt, int ldv_s,
+                                               const float *k, const float *v, size_t ld, int col0, int k0, int k_end) {
+    for (int i = threadIdx.x; i < 64 * (HD / 2); i += blockDim.x) {
+        int key = i / (HD / 2), d = 2 * (i % (HD / 2)), j = k0 + key;
+        float k0v = 0.0f, k1v = 0.0f, v0 = 0.0f, v1 = 0.0f;
+        if (j < k_end) {
+            size_t at = (size_t)j * ld + col0 + d;
+            k0v = k[at]; k1v = k[at + 1];
+            if (Vt) { v0 = v[at]; v1 = v[at + 1]; }
+        }
+        *reinterpret_cast<uint32_t *>(&Ks[key * ldk_s + d]) = rt_mma_pack_bf16(k0v, k1v);
+        if (Vt) {
+            Vt[d * ldv_s + key] = __float2bfloat16_rn(v0);
+            Vt[(d + 1) * ldv_s + key] = __float2bfloat16_rn(v1);
+        }
+    }
+}
+#endif
