@@ -119,6 +119,7 @@ typedef struct {
     bool emulated;            /* pointers are host memory (CPU reference backend) */
     bool bf16;                /* the attention ran on bf16 tensor cores (q, k rounded to bf16 in the
                                * scores behind lse); consumers recompute scores the same way */
+    const uint16_t *k16;      /* bf16: (pos0+T, n_kv_heads*d_head) bf16 copy of k, for the kernels */
 } rt_gpu_attn_event;
 /* Pointers are valid only during the call. Queue work on ev->stream; do not synchronise. */
 typedef void (*rt_gpu_attn_fn)(const rt_gpu_attn_event *ev, void *user);

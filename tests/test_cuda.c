@@ -757,13 +757,26 @@ static void test_attention(kpair *k, int H, int KV, int HD, int window, const se
     rt_cuda_seq *hs = hs_xcalloc((size_t)n_seqs, sizeof *hs), *dsq = hs_xcalloc((size_t)n_seqs, sizeof *dsq);
     float **hk = hs_xcalloc((size_t)n_seqs, sizeof *hk), **hv = hs_xcalloc((size_t)n_seqs, sizeof *hv);
     void **dk = hs_xcalloc((size_t)n_seqs, sizeof *dk), **dv = hs_xcalloc((size_t)n_seqs, sizeof *dv);
-    int off = 0;
+    uint16_t **hk16 = hs_xcalloc((size_t)n_seqs, sizeof *hk16), **hv16 = hs_xcalloc((size_t)n_seqs, sizeof *hv16);
+    void **dk16 = hs_xcalloc((size_t)n_seqs, sizeof *dk16), **dv16 = hs_xcalloc((size_t)n_seqs, sizeof *dv16);
+    int off = 0, KVHD = KV * HD;
     for (int s = 0; s < n_seqs; s++) {
-        size_t nk = (size_t)(ss[s].pos0 + ss[s].T) * ldk;
+        int rows = ss[s].pos0 + ss[s].T;
+        size_t nk = (size_t)rows * ldk;
         hk[s] = rand_vec(nk, 1.5f, 0); hv[s] = rand_vec(nk, 1, 0);
         dk[s] = to_dev(k, hk[s], nk * sizeof(float)); dv[s] = to_dev(k, hv[s], nk * sizeof(float));
-        hs[s] = (rt_cuda_seq){ off, ss[s].T, ss[s].pos0, ldk, hk[s], hv[s] };
-        dsq[s] = (rt_cuda_seq){ off, ss[s].T, ss[s].pos0, ldk, dk[s], dv[s] };
+        hs[s] = (rt_cuda_seq){ off, ss[s].T, ss[s].pos0, ldk, hk[s], hv[s], NULL, NULL };
+        dsq[s] = (rt_cuda_seq){ off, ss[s].T, ss[s].pos0, ldk, dk[s], dv[s], NULL, NULL };
+        if (bf16) {   /* the bf16 kernel's inputs: dense (rows, KV*HD) bf16 copies, as the orchestration makes */
+            hk16[s] = hs_xmalloc((size_t)rows * KVHD * 2); hv16[s] = hs_xmalloc((size_t)rows * KVHD * 2);
+            for (int j = 0; j < rows; j++) {
+                rt_cuda_ref_to_bf16(hk16[s] + (size_t)j * KVHD, hk[s] + (size_t)j * ldk, (size_t)KVHD);
+                rt_cuda_ref_to_bf16(hv16[s] + (size_t)j * KVHD, hv[s] + (size_t)j * ldk, (size_t)KVHD);
+            }
+            dk16[s] = to_dev(k, hk16[s], (size_t)rows * KVHD * 2); dv16[s] = to_dev(k, hv16[s], (size_t)rows * KVHD * 2);
+            hs[s].k16 = hk16[s]; hs[s].v16 = hv16[s];
+            dsq[s].k16 = dk16[s]; dsq[s].v16 = dv16[s];
+        }
         off += ss[s].T;
     }
     float *zr = hs_xcalloc((size_t)N * ldz, sizeof(float)), *lr = hs_xcalloc((size_t)N * H, sizeof(float));
@@ -802,6 +815,7 @@ static void test_attention(kpair *k, int H, int KV, int HD, int window, const se
             ev.window = window; ev.scale = (float)(1.0 / sqrt((double)HD));
             ev.q = dq + (size_t)hs[s].off * ldq; ev.ldq = ldq; ev.k = dk[s]; ev.ldk = ldk;
             ev.lse = dl + (size_t)hs[s].off * H; ev.ldlse = H; ev.stream = k->D->stream(k->dc); ev.bf16 = bf16;
+            ev.k16 = bf16 ? dk16[s] : NULL;
             const char *err = NULL;
 #ifdef HS_HAVE_CUDA
             err = probe_cuda_stats_launch(&ev, dids, true, dsum);
@@ -825,7 +839,11 @@ static void test_attention(kpair *k, int H, int KV, int HD, int window, const se
         }
         free(glse); free(dsum_h); free(rsum);
     }
-    for (int s = 0; s < n_seqs; s++) { k->D->free(k->dc, dk[s]); k->D->free(k->dc, dv[s]); free(hk[s]); free(hv[s]); }
+    for (int s = 0; s < n_seqs; s++) {
+        k->D->free(k->dc, dk[s]); k->D->free(k->dc, dv[s]); free(hk[s]); free(hv[s]);
+        if (bf16) { k->D->free(k->dc, dk16[s]); k->D->free(k->dc, dv16[s]); free(hk16[s]); free(hv16[s]); }
+    }
+    free(hk16); free(hv16); free(dk16); free(dv16);
     k->D->free(k->dc, dq); k->D->free(k->dc, dz); k->D->free(k->dc, dl); k->D->free(k->dc, dseqs);
     free(q); free(hs); free(dsq); free(hk); free(hv); free(dk); free(dv); free(zr); free(lr);
 }
@@ -844,7 +862,8 @@ static void test_mask_softmax(kpair *k, int T, int pos0, int window) {
     rt_cuda_ref_softmax_rows(S, T, Tk, pos0, window);
     k->D->softmax_rows(k->dc, d, T, Tk, pos0, window);
     snprintf(what, sizeof what, "kernel softmax_rows T=%d pos0=%d window=%d", T, pos0, window);
-    if (kcheck(k, what)) { float *g = from_dev(k, d, n); check_close(what, g, S, n, 1e-7, 2e-6); free(g); }
+    /* rows of up to 4000 keys summed in different orders: ~√Tk·6e-8 relative in the sum (seen: 2.7e-6) */
+    if (kcheck(k, what)) { float *g = from_dev(k, d, n); check_close(what, g, S, n, 1e-7, 5e-6); free(g); }
     k->D->free(k->dc, d);
     free(S);
 }

@@ -121,22 +121,23 @@ __global__ void __launch_bounds__(128) stats_kernel(const float *q, int ldq, con
 /* The bf16 mode's statistics (ev->bf16): the scores are recomputed exactly as the tensor-core
  * attention kernel (runtime/cuda/rt_cuda_attn_tc.cu) formed them — q and k rounded to bf16, the
  * same mma tiles from the same first key — so p = 2^(s₂ − lse₂) is that kernel's pattern. Layout
- * as there: 64 query rows per block, 4 warps × 16 rows, key tiles of 64 (K staged as bf16); each
+ * as there: 128 query rows per block, 8 warps × 16 rows, key tiles of 64 (K from the bf16 copy); each
  * lane folds its 16 columns of its two rows, the 4 lanes of a group are combined per row, rows are
  * summed in double as above. Entropy needs no logarithm: −p·ln p = p·(lse − s) (exact in real
  * arithmetic; the fp32 kernel keeps logf because its rows may be sharper than fp32 cancellation in
  * lse − s allows for the 1e-4 exactness bound). */
 template <int HD>
-__global__ void __launch_bounds__(128) stats_tc_kernel(const float *q, int ldq, const float *k, int ldk, const float *lse,
+__global__ void __launch_bounds__(256) stats_tc_kernel(const float *q, int ldq, const uint16_t *k16, const float *lse,
                                                         int ldlse, const int *ids, int T, int pos0, int H, int KV, int window,
                                                         float scale, int has_repeat, double *sums) {
     constexpr int kLdk = HD + 8;
     constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
-    const int q0 = blockIdx.x * 64;
+    const int q0 = blockIdx.x * 128;
     if (q0 >= T) return;
     const int h = blockIdx.y, g = h / (H / KV);
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, group = lane >> 2, quad = lane & 3;
-    const int nq = min(64, T - q0), wr0 = w * 16, wn = max(0, min(16, nq - wr0));
+    const int nq = min(128, T - q0), wr0 = w * 16, wn = max(0, min(16, nq - wr0));
+    const int w_last = pos0 + q0 + wr0 + wn - 1, w_first = pos0 + q0 + wr0;
     __shared__ __align__(16) __nv_bfloat16 Ks[64 * kLdk];
     __shared__ int idS[65];                           /* ids of keys k0−1 .. k0+63 */
     __shared__ double blk[PROBE_M_N];
@@ -163,13 +164,14 @@ __global__ void __launch_bounds__(128) stats_tc_kernel(const float *q, int ldq, 
     const float sc2 = scale * kLog2e;
     for (int k0 = k_begin; k0 < k_end; k0 += 64) {
         __syncthreads();
-        rt_mma_load_kv<HD>(Ks, kLdk, nullptr, 0, k, nullptr, (size_t)ldk, g * HD, k0, k_end);
+        rt_mma_load_tile16<HD>(Ks, kLdk, k16, (size_t)KV * HD, g * HD, k0, k_end);
         if (has_repeat)
             for (int i = threadIdx.x; i < 65; i += blockDim.x) {
                 int j = k0 - 1 + i;
                 idS[i] = j >= 0 && j < k_end ? ids[j] : -2;
             }
         __syncthreads();
+        if (wn == 0 || k0 > w_last || (window > 0 && k0 + 63 <= w_first - window)) continue;   /* as the attention kernel */
         float s[8][4];
         rt_mma_scores<HD>(s, qa, Ks, kLdk, group, quad);
 #pragma unroll
@@ -223,8 +225,8 @@ __global__ void __launch_bounds__(128) stats_tc_kernel(const float *q, int ldq, 
 
 template <int HD>
 static void launch_stats_tc(const rt_gpu_attn_event *ev, const int *ids, bool has_repeat, double *sums) {
-    dim3 grid((unsigned)((ev->T + 63) / 64), (unsigned)ev->n_heads);
-    stats_tc_kernel<HD><<<grid, 128, 0, (cudaStream_t)ev->stream>>>(ev->q, ev->ldq, ev->k, ev->ldk, ev->lse, ev->ldlse, ids,
+    dim3 grid((unsigned)((ev->T + 127) / 128), (unsigned)ev->n_heads);
+    stats_tc_kernel<HD><<<grid, 256, 0, (cudaStream_t)ev->stream>>>(ev->q, ev->ldq, ev->k16, ev->lse, ev->ldlse, ids,
                                                                     ev->T, ev->pos0, ev->n_heads, ev->n_kv_heads, ev->window,
                                                                     ev->scale, has_repeat ? 1 : 0, sums);
 }
@@ -235,6 +237,7 @@ extern "C" const char *probe_cuda_stats_launch(const rt_gpu_attn_event *ev, cons
     if (ev->T <= 0) return NULL;
     int HD = ev->d_head;
     if (ev->bf16) {
+        if (!ev->k16) { snprintf(msg, sizeof msg, "bf16 statistics need the event's bf16 key copy (k16)"); return msg; }
         switch (HD) {
         case 16: launch_stats_tc<16>(ev, ids, has_repeat, sums); break;
         case 32: launch_stats_tc<32>(ev, ids, has_repeat, sums); break;

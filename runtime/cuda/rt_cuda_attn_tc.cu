@@ -3,11 +3,13 @@
  *
  * Why a second kernel: the fp32 kernel (rt_cuda_attn.cu) runs on CUDA cores, and at T = 4096 it
  * alone took longer than HF's whole SDPA forward. This one is flash-attention-2 shaped:
- *   one block = 64 query rows of one head of one sequence, 4 warps × 16 rows; key tiles of 64.
- *   Q fragments stay in registers for the whole loop (rt_mma_load_q); each tile's K (row-major)
- *   and V (transposed) are staged in shared memory as bf16; S = Q·Kᵀ and O += P·V are
- *   mma.m16n8k16 with fp32 accumulation (fragment layout: rt_cuda_mma.h), P going from the score
- *   accumulators to the A operand in registers.
+ *   one block = 128 query rows of one head of one sequence, 8 warps × 16 rows; key tiles of 64.
+ *   Q fragments stay in registers for the whole loop (rt_mma_load_q); each tile's K and V come
+ *   from the bf16 copies the orchestration made (k16/v16: half the bytes of fp32, 16-byte loads)
+ *   into shared memory; S = Q·Kᵀ and O += P·V are mma.m16n8k16 with fp32 accumulation (fragment
+ *   layouts: rt_cuda_mma.h), P going from the score accumulators to the A operand in registers and
+ *   V's fragments coming from ldmatrix.trans. A warp skips the products of a tile that lies wholly
+ *   after its last query (causal) or before its first query's window; it still helps load.
  *   Online softmax in fp32, in base 2: s₂ = s·scale·log₂e, running max m per row (reduced over the
  *   4 lanes of a group), p = 2^(s₂ − m), O and the lane's partial row sum l rescaled by 2^(m_old − m)
  *   — the partial sums are only added across the group at the end.
@@ -17,19 +19,19 @@
  * m = −inf and contributes nothing (sliding windows).
  * HD ∈ {16, 32, 64, 128}: rt_cuda_attention_bf16_supported(); the orchestration uses the fp32
  * kernel for any other head size.
- * Shared memory: 64·(HD+8)·2 (K) + HD·72·2 (Vᵀ) bytes = 35 KB at HD 128, under the 48 KB default.
+ * Shared memory: 2·64·(HD+8)·2 bytes (K and V tiles) = 34 KB at HD 128, under the 48 KB default.
  */
 #include "rt_cuda_internal.h"
 #include "rt_cuda_mma.h"
 #include <math.h>
 
 namespace {
-constexpr int kBQ = 64, kBK = 64, kWarps = 4, kLdv = kBK + 8;
+constexpr int kBQ = 128, kBK = 64, kWarps = 8;
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 }
 
 template <int HD>
-__global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+__global__ void __launch_bounds__(256) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                                                        const rt_cuda_seq *seqs, int H, int KV, int window, float scale) {
     const rt_cuda_seq sq = seqs[blockIdx.z];
     const int q0 = blockIdx.x * kBQ;
@@ -37,9 +39,9 @@ __global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *
     const int h = blockIdx.y, g = h / (H / KV);
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, group = lane >> 2, quad = lane & 3;
     const int nq = min(kBQ, sq.T - q0);
-    constexpr int kLdk = HD + 8;
-    __shared__ __align__(16) __nv_bfloat16 Ks[kBK * kLdk];
-    __shared__ __align__(16) __nv_bfloat16 Vt[HD * kLdv];
+    constexpr int kLd = HD + 8;                       /* smem row stride: 16-byte rows, conflict-free fragments */
+    __shared__ __align__(16) __nv_bfloat16 Ks[kBK * kLd];
+    __shared__ __align__(16) __nv_bfloat16 Vs[kBK * kLd];
 
     /* this warp's rows: wr0 = 16w within the block; the lane's two rows are group and group+8 */
     const int wr0 = w * 16, wn = max(0, min(16, nq - wr0));
@@ -47,10 +49,13 @@ __global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *
     rt_mma_load_q<HD>(qa, q + (size_t)sq.off * ldq, (size_t)ldq, q0 + wr0, wn, h * HD, group, quad);
     const int pr[2] = { sq.pos0 + q0 + wr0 + group, sq.pos0 + q0 + wr0 + group + 8 };   /* absolute positions */
     const bool rv[2] = { group < wn, group + 8 < wn };
+    const int w_last = sq.pos0 + q0 + wr0 + wn - 1;  /* the warp's last query position (wn = 0: none) */
+    const int w_first = sq.pos0 + q0 + wr0;
 
     const int p_first = sq.pos0 + q0, p_last = sq.pos0 + q0 + nq - 1;
     const int k_begin = window > 0 && p_first - window + 1 > 0 ? p_first - window + 1 : 0;
     const int k_end = p_last + 1;
+    const size_t ld16 = (size_t)KV * HD;
     const float sc2 = scale * kLog2e;
 
     float o[HD / 8][4];
@@ -60,11 +65,15 @@ __global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *
 
     for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
         __syncthreads();                              /* previous tile consumed */
-        rt_mma_load_kv<HD>(Ks, kLdk, Vt, kLdv, sq.k, sq.v, (size_t)sq.ldk, g * HD, k0, k_end);
+        rt_mma_load_tile16<HD>(Ks, kLd, sq.k16, ld16, g * HD, k0, k_end);
+        rt_mma_load_tile16<HD>(Vs, kLd, sq.v16, ld16, g * HD, k0, k_end);
         __syncthreads();
+        /* warp-uniform skips: no rows, a tile wholly after the warp's last query (causal), or wholly
+         * before its first query's window */
+        if (wn == 0 || k0 > w_last || (window > 0 && k0 + kBK - 1 <= w_first - window)) continue;
 
         float s[8][4];
-        rt_mma_scores<HD>(s, qa, Ks, kLdk, group, quad);
+        rt_mma_scores<HD>(s, qa, Ks, kLd, group, quad);
 
         /* mask, scale to base 2, row max over the tile (this lane's columns, then its group) */
         float tmax[2] = { -INFINITY, -INFINITY };
@@ -103,7 +112,6 @@ __global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *
                 s[n][e] = p;
                 l[r] += p;
             }
-        const uint32_t *V32 = reinterpret_cast<const uint32_t *>(Vt);
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
             uint32_t pa[4];
@@ -112,11 +120,11 @@ __global__ void __launch_bounds__(128) attn_tc_kernel(float *z, int ldz, float *
             pa[2] = rt_mma_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
             pa[3] = rt_mma_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
-            for (int n = 0; n < HD / 8; n++) {
-                uint32_t b[2];
-                b[0] = V32[(n * 8 + group) * (kLdv / 2) + kk * 8 + quad];
-                b[1] = V32[(n * 8 + group) * (kLdv / 2) + kk * 8 + 4 + quad];
+            for (int n = 0; n < HD / 8; n += 2) {
+                uint32_t b[4];
+                rt_mma_ldmatrix_v(b, Vs, kLd, kk, n, lane);
                 rt_mma_bf16_16816(o[n], pa, b);
+                rt_mma_bf16_16816(o[n + 1], pa, b + 2);
             }
         }
     }

@@ -70,13 +70,15 @@ typedef struct {                /* per-run view of the batch (host) */
     const rt_gpu_seq *seqs;
     int n_seqs;
     int *off, *pos0;            /* (n_seqs) */
-    int N, T_max, Tk_max;
+    int *koff16;                /* (n_seqs) first row of each sequence's keys in the bf16 k16/v16 copies */
+    int N, T_max, Tk_max, Tk_sum;   /* Tk_sum = Σ (pos0 + T): rows of the bf16 key copies */
     const rt_hook_spec *spec;
 } batch_view;
 
 typedef struct {                /* the run's device buffers, carved from g->act */
     float *x, *xn, *qkv, *q, *k, *v, *z, *zm, *ao, *hid, *gate, *lse, *S, *head, *zeros, *lg, *lgin;
     uint16_t *xg, *xg_lo;       /* bf16 GEMM-input scratch: hi and (split mode) lo parts */
+    uint16_t *k16, *v16;        /* (Tk_sum, KV*HD) bf16 copies of the current layer's keys/values (attn_bf16) */
     int *ids, *pos, *rows;      /* (N), (N), (R) */
     rt_cuda_seq *seqs;          /* (L, n_seqs) attention descriptors, one row per layer */
     float *scratch;             /* host (T_max, max(HD, D)) per-head gather scratch */
@@ -506,7 +508,7 @@ static hs_status rope_ensure(rt_gpu *g, int n) {
 }
 
 typedef struct {                /* what a run needs, for sizing the activation block */
-    int N, T_max, Tk_max, R, n_seqs;
+    int N, T_max, Tk_max, R, n_seqs, Tk_sum;
     bool any_full, any_result;
 } run_shape;
 
@@ -540,6 +542,8 @@ static size_t carve(const rt_gpu *g, const run_shape *rs, char *base, run_bufs *
     if (F > gin) gin = F;
     TAKE(xg, g->wt == RT_CUDA_BF16 ? N * gin : 0, uint16_t);
     TAKE(xg_lo, g->split ? N * gin : 0, uint16_t);
+    TAKE(k16, g->attn_bf16 ? (size_t)rs->Tk_sum * KD : 0, uint16_t);
+    TAKE(v16, g->attn_bf16 ? (size_t)rs->Tk_sum * KD : 0, uint16_t);
     TAKE(ids, N, int);
     TAKE(pos, N, int);
     TAKE(rows, rs->R, int);
@@ -637,6 +641,20 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
         ops->copy2d(cx, kv->v + at, KD, b->v + (size_t)bv->off[s] * KD, KD, bv->seqs[s].n, KD);
     }
 
+    if (g->attn_bf16) {   /* the tensor-core kernel reads bf16 copies of k and v (half the bytes, 16-byte loads) */
+        bool any_cache = false;
+        for (int s = 0; s < bv->n_seqs; s++) any_cache |= bv->seqs[s].cache != NULL;
+        if (!any_cache) {   /* koff16 = off: one conversion each */
+            ops->to_bf16(cx, b->k16, b->k, (size_t)N * KD);
+            ops->to_bf16(cx, b->v16, b->v, (size_t)N * KD);
+        } else {
+            for (int s = 0; s < bv->n_seqs; s++) {
+                size_t rows = (size_t)bv->pos0[s] + bv->seqs[s].n, at = (size_t)bv->koff16[s] * KD;
+                ops->to_bf16(cx, b->k16 + at, seq_k(g, bv, b, l, s, false), rows * KD);
+                ops->to_bf16(cx, b->v16 + at, seq_k(g, bv, b, l, s, true), rows * KD);
+            }
+        }
+    }
     float scale = (float)(1.0 / sqrt((double)HD));
     (g->attn_bf16 ? ops->attention_bf16 : ops->attention)(cx, b->z, QD, b->lse, H, b->q, QD, b->seqs + (size_t)l * bv->n_seqs,
                                                           bv->n_seqs, bv->T_max, H, KV, HD, c->sliding_window, scale);
@@ -650,6 +668,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
             ev.k = seq_k(g, bv, b, l, s, false); ev.ldk = KD;
             ev.lse = b->lse + (size_t)bv->off[s] * H; ev.ldlse = H;
             ev.stream = ops->stream(cx); ev.emulated = !ops->on_device; ev.bf16 = g->attn_bf16;
+            ev.k16 = g->attn_bf16 ? b->k16 + (size_t)bv->koff16[s] * KD : NULL;
             g->attn_fn(&ev, g->attn_user);
         }
 
@@ -794,12 +813,15 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
     if (st != HS_OK) return st;
     hs_arena_reset(&g->host);
 
-    batch_view bv = { seqs, n_seqs, NULL, NULL, 0, 0, 0, spec };
+    batch_view bv = { seqs, n_seqs, NULL, NULL, NULL, 0, 0, 0, 0, spec };
     bv.off = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
     bv.pos0 = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
+    bv.koff16 = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
     for (int s = 0; s < n_seqs; s++) {
         bv.off[s] = bv.N;
         bv.pos0[s] = seqs[s].cache ? seqs[s].cache->len : 0;
+        bv.koff16[s] = bv.Tk_sum;
+        bv.Tk_sum += bv.pos0[s] + seqs[s].n;
         bv.N += seqs[s].n;
         if (seqs[s].n > bv.T_max) bv.T_max = seqs[s].n;
         if (bv.pos0[s] + seqs[s].n > bv.Tk_max) bv.Tk_max = bv.pos0[s] + seqs[s].n;
@@ -813,7 +835,7 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
         if (lb[s] >= 0) R += T - bb;
     }
 
-    run_shape rs = { bv.N, bv.T_max, bv.Tk_max, R, n_seqs,
+    run_shape rs = { bv.N, bv.T_max, bv.Tk_max, R, n_seqs, bv.Tk_sum,
                      rt_hook_spec_wants(spec, RT_HOOK_PATTERN, -1, -1) || rt_hook_spec_wants(spec, RT_HOOK_ATTN_SCORES, -1, -1),
                      rt_hook_spec_wants(spec, RT_HOOK_RESULT, -1, -1) };
     run_bufs b;
@@ -847,6 +869,8 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
             d->ldk = c->n_kv_heads * c->d_head;
             d->k = seq_k(g, &bv, &b, l, s, false);
             d->v = seq_k(g, &bv, &b, l, s, true);
+            d->k16 = b.k16 ? b.k16 + (size_t)bv.koff16[s] * d->ldk : NULL;
+            d->v16 = b.v16 ? b.v16 + (size_t)bv.koff16[s] * d->ldk : NULL;
         }
     g->ops->upload(g->ctx, b.ids, hid, (size_t)bv.N * sizeof(int));
     g->ops->upload(g->ctx, b.pos, hpos, (size_t)bv.N * sizeof(int));

@@ -13,8 +13,8 @@
  * Scores tile S = Q·Kᵀ: A = Q rows (row-major), B[k=d][n=key] = K[key][d], so with K stored
  * row-major in shared memory b0 is the 32-bit word K[key=group][d=2q..2q+1].
  * Output tile O += P·V: A = P, whose fragments are exactly the C fragments of two adjacent score
- * tiles converted to bf16 (no shared memory round trip); B[k=key][n=d] = V[key][d], read from a
- * transposed copy Vt[d][key] so b0 is again one 32-bit word.
+ * tiles converted to bf16 (no shared memory round trip); B[k=key][n=d] = V[key][d], read with
+ * ldmatrix.trans from V stored row-major (rt_mma_ldmatrix_v).
  */
 #ifndef HS_RT_CUDA_MMA_H
 #define HS_RT_CUDA_MMA_H
@@ -74,25 +74,32 @@ __device__ __forceinline__ void rt_mma_scores(float s[8][4], const uint32_t qa[H
     }
 }
 
-/* Load rows k0..k0+63 of an fp32 (?, ld) matrix at column col0 (HD columns) into shared memory as
- * bf16: K row-major Ks[key][d] (row stride ldk_s) and, when Vt != NULL, V transposed Vt[d][key]
- * (row stride ldv_s). Keys at or beyond k_end are zero. All threads of the block take part. */
+/* Load keys k0..k0+63 of a bf16 (?, ld) matrix (columns col0..col0+HD) into shared memory rows of
+ * ld_s elements, 16 bytes per load (ld, col0 and the base must keep rows 16-byte aligned: the
+ * orchestration packs the bf16 copies densely with KV·HD a multiple of 8). Keys at or beyond
+ * k_end are zero. All threads of the block take part. */
 template <int HD>
-__device__ __forceinline__ void rt_mma_load_kv(__nv_bfloat16 *Ks, int ldk_s, __nv_bfloat16 *Vt, int ldv_s,
-                                               const float *k, const float *v, size_t ld, int col0, int k0, int k_end) {
-    for (int i = threadIdx.x; i < 64 * (HD / 2); i += blockDim.x) {
-        int key = i / (HD / 2), d = 2 * (i % (HD / 2)), j = k0 + key;
-        float k0v = 0.0f, k1v = 0.0f, v0 = 0.0f, v1 = 0.0f;
-        if (j < k_end) {
-            size_t at = (size_t)j * ld + col0 + d;
-            k0v = k[at]; k1v = k[at + 1];
-            if (Vt) { v0 = v[at]; v1 = v[at + 1]; }
-        }
-        *reinterpret_cast<uint32_t *>(&Ks[key * ldk_s + d]) = rt_mma_pack_bf16(k0v, k1v);
-        if (Vt) {
-            Vt[d * ldv_s + key] = __float2bfloat16_rn(v0);
-            Vt[(d + 1) * ldv_s + key] = __float2bfloat16_rn(v1);
-        }
+__device__ __forceinline__ void rt_mma_load_tile16(__nv_bfloat16 *dst, int ld_s, const uint16_t *src, size_t ld, int col0,
+                                                   int k0, int k_end) {
+    constexpr int kChunks = HD / 8;                   /* 16-byte chunks per row */
+    for (int i = threadIdx.x; i < 64 * kChunks; i += blockDim.x) {
+        int key = i / kChunks, c = (i % kChunks) * 8, j = k0 + key;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (j < k_end) v = *reinterpret_cast<const uint4 *>(src + (size_t)j * ld + col0 + c);
+        *reinterpret_cast<uint4 *>(&dst[key * ld_s + c]) = v;
     }
+}
+
+/* B fragments of P·V for the 16 keys of step kk and the two 8-column tiles n, n+1 of V (stored
+ * row-major Vs[key][d] in shared memory, row stride ld_s): ldmatrix.x4.trans hands lane 4g+q the
+ * words {V[2q][g], V[2q+1][g]} of each 8×8 matrix it addresses, which is the m16n8k16 B layout.
+ * Matrices: 0 = keys 0–7 / cols n, 1 = keys 8–15 / cols n, 2 = keys 0–7 / cols n+1, 3 = keys 8–15 /
+ * cols n+1; lane l addresses row l%8 of matrix l/8. b[0..1] feed tile n, b[2..3] tile n+1. */
+__device__ __forceinline__ void rt_mma_ldmatrix_v(uint32_t b[4], const __nv_bfloat16 *Vs, int ld_s, int kk, int n, int lane) {
+    int mi = lane >> 3, key = kk * 16 + (mi & 1) * 8 + (lane & 7), col = (n + (mi >> 1)) * 8;
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(Vs + key * ld_s + col);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                 : "r"(addr));
 }
 #endif

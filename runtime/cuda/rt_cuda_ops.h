@@ -34,6 +34,8 @@ typedef struct {
     int ldk;             /* row stride of k and v */
     const float *k;      /* (pos0+T, ldk) rotated keys; kv head g at column g*HD */
     const float *v;      /* (pos0+T, ldk) values */
+    const uint16_t *k16; /* attention_bf16 only: bf16 copies of k and v, (pos0+T, KV*HD) densely packed */
+    const uint16_t *v16;
 } rt_cuda_seq;
 
 typedef struct {
@@ -95,8 +97,9 @@ typedef struct {
      * their T. Never builds a (T, Tk) matrix (the CUDA kernel uses an online softmax). */
     void (*attention)(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                       const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
-    /* The same on bf16 tensor cores (the bf16 mode): q, k, v and the weights p are rounded to bf16
-     * before their products, every sum is fp32. Only for rt_cuda_attention_bf16_supported(HD). */
+    /* The same on bf16 tensor cores (the bf16 mode): q and the weights p are rounded to bf16 before
+     * their products, keys and values are read from the descriptors' bf16 copies k16/v16 (= bf16 of
+     * k and v), every sum is fp32. Only for rt_cuda_attention_bf16_supported(HD). */
     void (*attention_bf16)(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                            const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
     /* S (T, Tk): query row r at absolute position p = pos0 + r; set -inf where key j > p or

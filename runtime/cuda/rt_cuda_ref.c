@@ -145,6 +145,14 @@ static int first_key(int p, int window) { return window > 0 && p - window + 1 > 
 /* bf16 rounding of an operand, as the tensor-core kernel rounds q, k, v and p (identity when !on). */
 static inline double rnd(float x, bool on) { return on ? rt_cuda_bf16_to_f32(rt_f32_to_bf16(x)) : x; }
 
+/* Element e of kv head g of key j: from the bf16 copy when the descriptor has one (the bf16
+ * kernel's input), else from the fp32 tensor, rounded when bf16. */
+static inline double kv_at(const rt_cuda_seq *sq, bool v, int j, int g, int e, int KVHD, int HD, bool bf16) {
+    const uint16_t *c16 = v ? sq->v16 : sq->k16;
+    if (bf16 && c16) return rt_cuda_bf16_to_f32(c16[(size_t)j * KVHD + (size_t)g * HD + e]);
+    return rnd((v ? sq->v : sq->k)[(size_t)j * sq->ldk + (size_t)g * HD + e], bf16);
+}
+
 /* Both attention references, in double: bf16 = the bf16 kernel's numerics (q, k, v rounded to bf16;
  * each weight exp(s − max) rounded to bf16 in P·V while the row sum uses it unrounded, as the
  * kernel sums its fp32 p before packing). The kernel rounds p relative to the running max of its
@@ -167,9 +175,8 @@ static void ref_attention(float *z, int ldz, float *lse, int ldlse, const float 
                 for (int e = 0; e < HD; e++) qd[e] = rnd(qr[e], bf16);
                 double mx = -INFINITY;
                 for (int j = a; j <= p; j++) {
-                    const float *kj = sq->k + (size_t)j * sq->ldk + (size_t)g * HD;
                     double d = 0;
-                    for (int e = 0; e < HD; e++) d += qd[e] * rnd(kj[e], bf16);
+                    for (int e = 0; e < HD; e++) d += qd[e] * kv_at(sq, false, j, g, e, KV * HD, HD, bf16);
                     sc[j] = d * scale;
                     if (sc[j] > mx) mx = sc[j];
                 }
@@ -178,8 +185,7 @@ static void ref_attention(float *z, int ldz, float *lse, int ldlse, const float 
                 for (int j = a; j <= p; j++) {
                     double w = exp(sc[j] - mx), wr = rnd((float)w, bf16);
                     sum += w;
-                    const float *vj = sq->v + (size_t)j * sq->ldk + (size_t)g * HD;
-                    for (int e = 0; e < HD; e++) acc[e] += wr * rnd(vj[e], bf16);
+                    for (int e = 0; e < HD; e++) acc[e] += wr * kv_at(sq, true, j, g, e, KV * HD, HD, bf16);
                 }
                 float *zr = z + (size_t)(sq->off + r) * ldz + (size_t)h * HD;
                 for (int e = 0; e < HD; e++) zr[e] = (float)(acc[e] / sum);
