@@ -115,7 +115,7 @@ hs_status an_detectors_run(an_ctx *ctx, const an_detectors_params *p, const char
     a.score = hs_xcalloc(LH * D_N, sizeof(double));
     a.prev_pattern = hs_xmalloc(LH * T * T * sizeof(float));
     a.off_mass = hs_xcalloc(LH * (a.max_off + 1), sizeof(double));
-    rt_hook_req req = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_pattern, &a };
+    rt_hook_req req = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_pattern, &a, false };
     rt_hook_spec spec = { &req, 1 };
     rt_forward *f = rt_forward_init(ctx->m);
     hs_status rc = HS_OK;

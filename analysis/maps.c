@@ -606,16 +606,16 @@ hs_status an_maps_dynamic(const an_maps *mp, const an_maps_relation *r, bool exh
             HS_ASSERT(r->src_pos[b0 + i] >= 0 && r->src_pos[b0 + i] < r->prompt_len[b0 + i]);
         }
         if (!no_context) {
-            rt_hook_req req = { RT_HOOK_RESULT, NULL, 0, NULL, 0, -1, 0, dyn_on_result, &st };
+            rt_hook_req req = { RT_HOOK_RESULT, NULL, 0, NULL, 0, -1, 0, dyn_on_result, &st, false };
             rt_hook_spec spec = { &req, 1 };
             if ((rc = rt_forward_run(f, seqs, nb, &spec, NULL)) != HS_OK) break;
         } else {
-            rt_hook_req clean = { RT_HOOK_Z, NULL, 0, NULL, 0, -1, 0, dyn_on_z_clean, &st };
+            rt_hook_req clean = { RT_HOOK_Z, NULL, 0, NULL, 0, -1, 0, dyn_on_z_clean, &st, false };
             rt_hook_spec spec1 = { &clean, 1 };
             if ((rc = rt_forward_run(f, seqs, nb, &spec1, NULL)) != HS_OK) break;
             rt_hook_req forced[2] = {
-                { RT_HOOK_PATTERN, NULL, 0, NULL, 0, -1, 0, dyn_on_pattern, &st },
-                { RT_HOOK_Z, NULL, 0, NULL, 0, -1, 0, dyn_on_z_forced, &st },
+                { RT_HOOK_PATTERN, NULL, 0, NULL, 0, -1, 0, dyn_on_pattern, &st, false },
+                { RT_HOOK_Z, NULL, 0, NULL, 0, -1, 0, dyn_on_z_forced, &st, false },
             };
             rt_hook_spec spec2 = { forced, 2 };
             if ((rc = rt_forward_run(f, seqs, nb, &spec2, NULL)) != HS_OK) break;

@@ -182,9 +182,9 @@ hs_status an_sinks_run(an_ctx *ctx, const an_sinks_params *p, const char *out_pa
     a.resid_pre = hs_xmalloc((size_t)L * W * D * sizeof(float)); a.resid_post = hs_xmalloc((size_t)L * W * D * sizeof(float));
     float *scratch = hs_xmalloc((size_t)W * D * sizeof(float));
     rt_hook_req reqs[3] = {
-        { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_pattern, &a },
-        { RT_HOOK_RESID_PRE, NULL, 0, NULL, 0, 0, 0, on_resid, &a },
-        { RT_HOOK_RESID_POST, NULL, 0, NULL, 0, 0, 0, on_resid, &a },
+        { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_pattern, &a, false },
+        { RT_HOOK_RESID_PRE, NULL, 0, NULL, 0, 0, 0, on_resid, &a, false },
+        { RT_HOOK_RESID_POST, NULL, 0, NULL, 0, 0, 0, on_resid, &a, false },
     };
     rt_hook_spec spec = { reqs, 3 };
     rt_forward *f = rt_forward_init(ctx->m);

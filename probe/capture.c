@@ -164,7 +164,7 @@ static hs_status build_requests(const probe_capture_opts *o, const rt_config *c,
     r->one_layer = hs_xcalloc(hl / 2 + 2, sizeof(int));
     if (o->stats && !o->cuda)   /* every head's pattern, all positions: statistics are over the whole prompt
                                  * (on the GPU they are reduced on the device instead: probe_cuda_stats) */
-        r->reqs[r->n++] = (rt_hook_req){ RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_stats, x };
+        r->reqs[r->n++] = (rt_hook_req){ RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, on_stats, x, true };
     char *list = hs_xstrdup(o->hooks), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         rt_hook_point p; int l;
@@ -174,7 +174,7 @@ static hs_status build_requests(const probe_capture_opts *o, const rt_config *c,
             hs_log_error("capture", "unknown hook '%s' — valid: %s (prefix blocks.L. for one layer)", t, rt_hook_all_names());
             free(list); return HS_EBADINPUT;
         }
-        rt_hook_req q = { p, r->layers, r->n_layers, NULL, 0, pb, pe, on_capture, x };
+        rt_hook_req q = { p, r->layers, r->n_layers, NULL, 0, pb, pe, on_capture, x, true };
         if (l >= 0) { r->one_layer[r->n] = l; q.layers = &r->one_layer[r->n]; q.n_layers = 1; }
         if (rt_hook_point_is_head(p) && p != RT_HOOK_K && p != RT_HOOK_V && p != RT_HOOK_ROT_K) { q.heads = r->heads; q.n_heads = r->n_heads; }
         r->reqs[r->n++] = q;

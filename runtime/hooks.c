@@ -31,6 +31,12 @@ bool rt_hook_spec_wants(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
     return false;
 }
 
+bool rt_hook_spec_writes(const rt_hook_spec *s, rt_hook_point p, int l, int h) {
+    for (int i = 0; s && i < s->n; i++)
+        if (s->reqs[i].point == p && !s->reqs[i].read_only && rt_hook_req_covers(&s->reqs[i], l, h)) return true;
+    return false;
+}
+
 void rt_hook_fire(const rt_hook_spec *s, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols,
                   float *data) {
     char name[96];

@@ -55,6 +55,9 @@ typedef struct {
     int pos_begin, pos_end;
     rt_hook_fn fn;
     void *user;
+    bool read_only;       /* the callback only reads data (a recorder, capture): a backend that holds the
+                           * tensor elsewhere (the GPU runtime) may skip copying it back. A read-only
+                           * callback that writes anyway has undefined effect there. Default false. */
 } rt_hook_req;
 
 typedef struct {
@@ -67,6 +70,9 @@ bool rt_hook_req_covers(const rt_hook_req *r, int l, int h);
 /* True when any request of spec (may be NULL) asks for point p at layer l, head h (h = -1: any head). */
 bool rt_hook_spec_wants(const rt_hook_spec *spec, rt_hook_point p, int l, int h);
 
+/* True when some request of spec covering (p, l, h) (h = -1: any head) may modify the tensor
+ * (read_only false): the GPU runtime copies a hooked tensor back only then. */
+bool rt_hook_spec_writes(const rt_hook_spec *spec, rt_hook_point p, int l, int h);
 /* Call every request of spec that covers (p, l, h) with a (rows, cols) tensor of sequence `seq`
  * whose row 0 is absolute position pos0; each request's position window is resolved (negative =
  * from the end) and clamped to the rows. Shared by every backend's forward pass. */

@@ -108,7 +108,7 @@ static void test_shared(const char *tmp) {
         int *ids, n; char **strs;
         store_tokens_get(ctx.db, run, ps[i].index, &ids, &strs, &n);
         rt_cache cache; rt_cache_init(&cache);
-        rt_hook_req r = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache };
+        rt_hook_req r = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false };
         rt_hook_spec spec = { &r, 1 };
         rt_seq s = { ids, n, NULL };
         rt_forward_run(f, &s, 1, &spec, NULL);
@@ -144,7 +144,7 @@ static void test_shared(const char *tmp) {
     f = rt_forward_init(ctx.m);
     for (int s = 0; s < dp.n_seqs; s++) {
         rt_cache cache; rt_cache_init(&cache);
-        rt_hook_req r = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache };
+        rt_hook_req r = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false };
         rt_hook_spec spec = { &r, 1 };
         rt_seq q = { seqs[s], T, NULL };
         rt_forward_run(f, &q, 1, &spec, NULL);

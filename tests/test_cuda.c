@@ -231,7 +231,7 @@ static void compare_recordings(const char *what, const recorder *got, const reco
 /* Every hook point, all layers and heads, recorded into r. */
 static void all_hooks_spec(rt_hook_req *reqs, recorder *r) {
     for (int p = 0; p < RT_HOOK_N; p++)
-        reqs[p] = (rt_hook_req){ (rt_hook_point)p, NULL, 0, NULL, 0, 0, 0, rec_fn, r };
+        reqs[p] = (rt_hook_req){ (rt_hook_point)p, NULL, 0, NULL, 0, 0, 0, rec_fn, r, false };
 }
 
 /* ------------------------------------------------------------------ section: device */
@@ -339,6 +339,47 @@ out:
     rec_free(&rc); rec_free(&rg);
 }
 
+/* read_only hooks: the GPU runtime skips copying a hooked tensor back when every request on it is
+ * read-only. A callback that scales a head's pattern by 0.5 changes the logits when writable (the
+ * edit goes back to the device) and — against the contract, on purpose — does not when marked
+ * read-only (the copy back was skipped); a read-only recorder sees the same tensors as a writable one. */
+static void scale_half(const rt_hook_event *ev, void *user) {
+    (void)user;
+    for (size_t i = 0; i < (size_t)ev->rows * ev->cols; i++) ev->data[i] *= 0.5f;
+}
+static void check_read_only(const char *name, const rt_model *m, backend be, const int *ids, int T) {
+    int V = m->cfg.vocab_size, layer = 0, head = 0;
+    float *lu = hs_xmalloc((size_t)V * sizeof(float)), *lw = hs_xmalloc((size_t)V * sizeof(float)), *lr = hs_xmalloc((size_t)V * sizeof(float));
+    rt_gpu *g = open_gpu(m, be, RT_GPU_F32);
+    rt_gpu_seq gs = { ids, T, NULL };
+    recorder ra = {0}, rb = {0};
+    if (!g) { tl_fail("%s %s read-only hooks: rt_gpu_init failed", be.label, name); goto out; }
+    rt_hook_req w = { RT_HOOK_PATTERN, &layer, 1, &head, 1, 0, 0, scale_half, NULL, false }, r = w;
+    r.read_only = true;
+    rt_hook_spec sw = { &w, 1 }, sr = { &r, 1 };
+    bool ok = rt_gpu_forward_run(g, &gs, 1, NULL, lu) == HS_OK && rt_gpu_forward_run(g, &gs, 1, &sw, lw) == HS_OK &&
+              rt_gpu_forward_run(g, &gs, 1, &sr, lr) == HS_OK;
+    double ew = ok ? lsm_err(lw, lu, 1, V) : INFINITY, er = ok ? lsm_err(lr, lu, 1, V) : INFINITY;
+    TL_CHECK(ok && ew > 1e-4 && er <= 1e-5, "%s %s: a writable pattern edit moves the logits (%.2e > 1e-4); the same edit marked "
+             "read_only is not copied back (%.2e <= 1e-5)", be.label, name, ew, er);
+    /* every hook point recorded read-only equals the writable recording */
+    rt_hook_req qa[RT_HOOK_N], qb[RT_HOOK_N];
+    all_hooks_spec(qa, &ra);
+    all_hooks_spec(qb, &rb);
+    for (int p = 0; p < RT_HOOK_N; p++) qb[p].read_only = true;
+    rt_hook_spec sa = { qa, RT_HOOK_N }, sb = { qb, RT_HOOK_N };
+    char what[160];
+    snprintf(what, sizeof what, "%s %s every hook recorded read_only vs writable", be.label, name);
+    if (rt_gpu_forward_run(g, &gs, 1, &sa, NULL) == HS_OK && rt_gpu_forward_run(g, &gs, 1, &sb, NULL) == HS_OK)
+        compare_recordings(what, &rb, &ra, 0);
+    else
+        tl_fail("%s: forward failed", what);
+out:
+    rt_gpu_free(g);
+    rec_free(&ra); rec_free(&rb);
+    free(lu); free(lw); free(lr);
+}
+
 /* Interventions compose as on the CPU: zero one head's z, scale a pattern, zero an MLP output
  * window, edit logits; compared through the recorded resid_post and the last logits. */
 static void check_interventions(const char *name, const rt_model *m, backend be, const int *ids, int T) {
@@ -347,12 +388,12 @@ static void check_interventions(const char *name, const rt_model *m, backend be,
     float half = 0.5f;
     recorder rc = {0}, rg = {0};
     rt_hook_req base[] = {
-        { RT_HOOK_Z, &l0, 1, &h1, 1, 0, 0, rt_iv_zero, NULL },
-        { RT_HOOK_PATTERN, &l1, 1, &h0, 1, 0, 0, rt_iv_scale, &half },
-        { RT_HOOK_MLP_POST, &l0, 1, NULL, 0, 1, 3, rt_iv_zero, NULL },
-        { RT_HOOK_RESULT, &l1, 1, &h1, 1, 0, 0, rt_iv_scale, &half },
-        { RT_HOOK_RESID_POST, NULL, 0, NULL, 0, 0, 0, rec_fn, NULL },
-        { RT_HOOK_LOGITS, NULL, 0, NULL, 0, -2, 0, rt_iv_scale, &half },
+        { RT_HOOK_Z, &l0, 1, &h1, 1, 0, 0, rt_iv_zero, NULL, false },
+        { RT_HOOK_PATTERN, &l1, 1, &h0, 1, 0, 0, rt_iv_scale, &half, false },
+        { RT_HOOK_MLP_POST, &l0, 1, NULL, 0, 1, 3, rt_iv_zero, NULL, false },
+        { RT_HOOK_RESULT, &l1, 1, &h1, 1, 0, 0, rt_iv_scale, &half, false },
+        { RT_HOOK_RESID_POST, NULL, 0, NULL, 0, 0, 0, rec_fn, NULL, false },
+        { RT_HOOK_LOGITS, NULL, 0, NULL, 0, -2, 0, rt_iv_scale, &half, false },
     };
     enum { NB = sizeof base / sizeof *base };
     rt_hook_req qc[NB], qg[NB];
@@ -475,8 +516,8 @@ out:
  * attention kernel — in the bf16 mode the tensor-core one), then every head's pattern (which a
  * pattern hook takes through the full-matrix path). */
 static bool run_recorded(const rt_model *m, backend be, rt_gpu_dtype dt, bool round_w, const int *ids, int T, recorder *r) {
-    rt_hook_req lreq[] = { { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, rec_fn, r } };
-    rt_hook_req preq[] = { { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rec_fn, r } };
+    rt_hook_req lreq[] = { { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, rec_fn, r, false } };
+    rt_hook_req preq[] = { { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rec_fn, r, false } };
     rt_hook_spec lspec = { lreq, 1 }, pspec = { preq, 1 };
     rt_gpu_opts o; rt_gpu_opts_default(&o);
     o.dtype = dt; o.emulate = be.emulate; o.f32_bf16_weights = round_w;
@@ -624,7 +665,7 @@ static void check_stats(const char *name, const rt_model *m, backend be, const c
     size_t nsum = (size_t)2 * L * H;
     probe_head_sums *want = hs_xcalloc(nsum, sizeof *want), *got = hs_xcalloc(nsum, sizeof *got);
     cpu_stats cs = { L, H, ids, rep, want };
-    rt_hook_req rq = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, cpu_stats_fn, &cs };
+    rt_hook_req rq = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, cpu_stats_fn, &cs, false };
     rt_hook_spec spec = { &rq, 1 };
     rt_forward *f = rt_forward_init(m);
     rt_seq cq[2] = { { aa, na, NULL }, { b, n1, NULL } };
@@ -674,7 +715,7 @@ static void forward_suite(backend be, bool stats_only) {
                 int T = 0;
                 int *ids = fx_ints(cJSON_GetArrayItem(prompts, p), "ids", &T);
                 check_all_hooks(tm->name, m, be, ids, T, p);
-                if (p == 0) check_interventions(tm->name, m, be, ids, T);
+                if (p == 0) { check_interventions(tm->name, m, be, ids, T); check_read_only(tm->name, m, be, ids, T); }
                 free(ids);
                 check_vs_hf(tm->name, m, be, RT_GPU_F32, cJSON_GetArrayItem(prompts, p), p);
                 check_vs_hf(tm->name, m, be, RT_GPU_BF16, cJSON_GetArrayItem(prompts, p), p);

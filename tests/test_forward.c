@@ -38,10 +38,10 @@ static void check_prompt(const char *name, rt_model *m, const cJSON *rec, int pi
     int *ids = fx_ints(rec, "ids", &T);
     rt_cache cache; rt_cache_init(&cache);
     rt_hook_req reqs[] = {
-        { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache },
-        { RT_HOOK_Z, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache },
-        { RT_HOOK_RESID_POST, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache },
-        { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache },
+        { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false },
+        { RT_HOOK_Z, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false },
+        { RT_HOOK_RESID_POST, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false },
+        { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false },
     };
     rt_hook_spec spec = { reqs, 4 };
     rt_forward *f = rt_forward_init(m);

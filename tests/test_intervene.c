@@ -54,7 +54,7 @@ static void test_model(const char *name, const char *path) {
 
     /* 1-2. zero-ablation of hook_z and of hook_result == zeroing head h's block of W_O */
     int lsel[1] = { l }, hsel[1] = { h };
-    rt_hook_req rz = { RT_HOOK_Z, lsel, 1, hsel, 1, 0, 0, rt_iv_zero, NULL };
+    rt_hook_req rz = { RT_HOOK_Z, lsel, 1, hsel, 1, 0, 0, rt_iv_zero, NULL, false };
     rt_hook_spec sz = { &rz, 1 };
     run_last(m, ids, T, &sz, hooked);
     float *w = own_wo(m, l);
@@ -63,7 +63,7 @@ static void test_model(const char *name, const char *path) {
     double d = diff(hooked, surg, V);
     TL_CHECK(d <= 1e-5, "%s: zero-ablate hook_z %d.%d == W_O surgery (max diff %.2e)", name, l, h, d);
     m->layers[l].o.w = orig_w;
-    rt_hook_req rr = { RT_HOOK_RESULT, lsel, 1, hsel, 1, 0, 0, rt_iv_zero, NULL };
+    rt_hook_req rr = { RT_HOOK_RESULT, lsel, 1, hsel, 1, 0, 0, rt_iv_zero, NULL, false };
     rt_hook_spec sr = { &rr, 1 };
     run_last(m, ids, T, &sr, hooked);
     d = diff(hooked, surg, V);
@@ -71,7 +71,7 @@ static void test_model(const char *name, const char *path) {
 
     /* 3. scaling head h's output by 0.5 == scaling its W_O block */
     float k = 0.5f;
-    rt_hook_req rs = { RT_HOOK_RESULT, lsel, 1, hsel, 1, 0, 0, rt_iv_scale, &k };
+    rt_hook_req rs = { RT_HOOK_RESULT, lsel, 1, hsel, 1, 0, 0, rt_iv_scale, &k, false };
     rt_hook_spec ss = { &rs, 1 };
     run_last(m, ids, T, &ss, hooked);
     memcpy(w, orig_w, (size_t)m->layers[l].o.n_in * D * sizeof(float));
@@ -86,7 +86,7 @@ static void test_model(const char *name, const char *path) {
     float *mu = hs_xmalloc((size_t)HD * sizeof(float)), *bias = hs_xcalloc((size_t)D, sizeof(float));
     for (int i = 0; i < HD; i++) mu[i] = 0.1f * (float)(i % 5) - 0.2f;
     rt_iv_mean_arg ma = { mu, false };
-    rt_hook_req rm = { RT_HOOK_Z, lsel, 1, hsel, 1, 0, 0, rt_iv_mean, &ma };
+    rt_hook_req rm = { RT_HOOK_Z, lsel, 1, hsel, 1, 0, 0, rt_iv_mean, &ma, false };
     rt_hook_spec sm = { &rm, 1 };
     run_last(m, ids, T, &sm, hooked);
     memcpy(w, orig_w, (size_t)m->layers[l].o.n_in * D * sizeof(float));
@@ -105,16 +105,16 @@ static void test_model(const char *name, const char *path) {
     /* 5. activation patching: B's resid_pre at layer 1 replaced by A's => A's logits */
     rt_cache cache; rt_cache_init(&cache);
     int l1[1] = { c->n_layers > 1 ? 1 : 0 };
-    rt_hook_req rec = { RT_HOOK_RESID_PRE, l1, 1, NULL, 0, 0, 0, rt_cache_record, &cache };
+    rt_hook_req rec = { RT_HOOK_RESID_PRE, l1, 1, NULL, 0, 0, 0, rt_cache_record, &cache, false };
     rt_hook_spec srec = { &rec, 1 };
     run_last(m, ids, T, &srec, g_logits_a);
-    rt_hook_req pat = { RT_HOOK_RESID_PRE, l1, 1, NULL, 0, 0, 0, rt_iv_patch, &cache };
+    rt_hook_req pat = { RT_HOOK_RESID_PRE, l1, 1, NULL, 0, 0, 0, rt_iv_patch, &cache, false };
     rt_hook_spec spat = { &pat, 1 };
     run_last(m, ids2, T, &spat, g_logits_b);
     d = diff(g_logits_a, g_logits_b, V);
     TL_CHECK(d <= 1e-6, "%s: patching resid_pre of layer %d from run A makes run B give A's logits (diff %.2e)", name, l1[0], d);
     /* patching only position 3 leaves the last position's logits different from both runs */
-    rt_hook_req pat3 = { RT_HOOK_RESID_PRE, l1, 1, NULL, 0, 3, 4, rt_iv_patch, &cache };
+    rt_hook_req pat3 = { RT_HOOK_RESID_PRE, l1, 1, NULL, 0, 3, 4, rt_iv_patch, &cache, false };
     rt_hook_spec spat3 = { &pat3, 1 };
     run_last(m, ids2, T, &spat3, g_logits_b);
     run_last(m, ids2, T, NULL, surg);
@@ -129,9 +129,9 @@ static void test_model(const char *name, const char *path) {
     onehot[0] = 1.0f;
     rt_iv_row_arg ra = { q, onehot, T };
     rt_hook_req r6[3] = {
-        { RT_HOOK_PATTERN, lsel, 1, hsel, 1, 0, 0, rt_iv_pattern_row, &ra },
-        { RT_HOOK_Z, lsel, 1, hsel, 1, 0, 0, rt_cache_record, &c2 },
-        { RT_HOOK_V, lsel, 1, gsel, 1, 0, 0, rt_cache_record, &c2 },
+        { RT_HOOK_PATTERN, lsel, 1, hsel, 1, 0, 0, rt_iv_pattern_row, &ra, false },
+        { RT_HOOK_Z, lsel, 1, hsel, 1, 0, 0, rt_cache_record, &c2, false },
+        { RT_HOOK_V, lsel, 1, gsel, 1, 0, 0, rt_cache_record, &c2, false },
     };
     rt_hook_spec s6 = { r6, 3 };
     run_last(m, ids, T, &s6, hooked);
@@ -146,8 +146,8 @@ static void test_model(const char *name, const char *path) {
     /* 7. Σ_h hook_result + b_O == hook_attn_out */
     rt_cache c3; rt_cache_init(&c3);
     rt_hook_req r7[2] = {
-        { RT_HOOK_RESULT, lsel, 1, NULL, 0, 0, 0, rt_cache_record, &c3 },
-        { RT_HOOK_ATTN_OUT, lsel, 1, NULL, 0, 0, 0, rt_cache_record, &c3 },
+        { RT_HOOK_RESULT, lsel, 1, NULL, 0, 0, 0, rt_cache_record, &c3, false },
+        { RT_HOOK_ATTN_OUT, lsel, 1, NULL, 0, 0, 0, rt_cache_record, &c3, false },
     };
     rt_hook_spec s7 = { r7, 2 };
     run_last(m, ids, T, &s7, hooked);

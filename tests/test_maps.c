@@ -146,8 +146,8 @@ static float *runtime_first_mlp(const rt_model *m) {
     mlp_probe p = { m, ids, out, T };
     int l0 = 0;
     rt_hook_req reqs[2] = {
-        { RT_HOOK_RESID_MID, &l0, 1, NULL, 0, 0, 0, put_embedding, &p },
-        { RT_HOOK_MLP_OUT, &l0, 1, NULL, 0, 0, 0, take_mlp_out, &p },
+        { RT_HOOK_RESID_MID, &l0, 1, NULL, 0, 0, 0, put_embedding, &p, false },
+        { RT_HOOK_MLP_OUT, &l0, 1, NULL, 0, 0, 0, take_mlp_out, &p, false },
     };
     rt_hook_spec spec = { reqs, 2 };
     rt_forward *f = rt_forward_init(m);

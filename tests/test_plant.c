@@ -105,7 +105,7 @@ static bool read_roles(const char *dir, roles *r) {
 /* Run seqs through m recording every head's pattern. */
 static bool record_patterns(const rt_model *m, const rt_seq *seqs, int n, rt_cache *cache) {
     rt_forward *f = rt_forward_init(m);
-    rt_hook_req req = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, cache };
+    rt_hook_req req = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, cache, false };
     rt_hook_spec spec = { &req, 1 };
     bool ok = rt_forward_run(f, seqs, n, &spec, NULL) == HS_OK;
     rt_forward_free(f);

@@ -98,7 +98,7 @@ int main(void) {
         int T = 48, ids[48];
         for (int i = 0; i < T; i++) ids[i] = i == 0 ? 1 : 3 + (int)((i * 37) % 23);   /* repeats */
         rt_cache cache; rt_cache_init(&cache);
-        rt_hook_req r = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache };
+        rt_hook_req r = { RT_HOOK_PATTERN, NULL, 0, NULL, 0, 0, 0, rt_cache_record, &cache, false };
         rt_hook_spec sp = { &r, 1 };
         rt_forward *f = rt_forward_init(m);
         rt_seq s = { ids, T, NULL };

@@ -249,8 +249,8 @@ static void check_fold(const char *name, const char *path) {
     for (int t = 0; t < T; t++) ids[t] = (t * 31 + 7) % V;
     rt_hook_point pts[] = { RT_HOOK_RESID_PRE, RT_HOOK_Q, RT_HOOK_K, RT_HOOK_V, RT_HOOK_Z, RT_HOOK_RESULT, RT_HOOK_RESID_POST };
     rt_hook_req reqs[8];
-    for (int i = 0; i < 7; i++) { rt_hook_req q = { pts[i], lsel, 1, NULL, 0, 0, 0, on_fold, &r }; reqs[i] = q; }
-    rt_hook_req lg = { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, on_fold, &r };
+    for (int i = 0; i < 7; i++) { rt_hook_req q = { pts[i], lsel, 1, NULL, 0, 0, 0, on_fold, &r, false }; reqs[i] = q; }
+    rt_hook_req lg = { RT_HOOK_LOGITS, NULL, 0, NULL, 0, 0, 0, on_fold, &r, false };
     reqs[7] = lg;
     rt_hook_spec spec = { reqs, 8 };
     rt_forward *f = rt_forward_init(m);

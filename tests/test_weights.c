@@ -70,7 +70,7 @@ static void check_model(const char *name, const char *path) {
     for (int t = 0; t < r.T; t++) ids[t] = (t * 97 + 13) % c->vocab_size;
     rt_hook_point pts[] = { RT_HOOK_LN1_NORMALIZED, RT_HOOK_Q, RT_HOOK_K, RT_HOOK_V, RT_HOOK_Z, RT_HOOK_RESULT };
     rt_hook_req reqs[6];
-    for (int i = 0; i < 6; i++) { rt_hook_req q = { pts[i], NULL, 0, NULL, 0, 0, 0, on_hook, &r }; reqs[i] = q; }
+    for (int i = 0; i < 6; i++) { rt_hook_req q = { pts[i], NULL, 0, NULL, 0, 0, 0, on_hook, &r, false }; reqs[i] = q; }
     rt_hook_spec spec = { reqs, 6 };
     rt_forward *f = rt_forward_init(m);
     rt_seq s = { ids, r.T, NULL };

@@ -124,7 +124,7 @@ static hs_status fire_rows(rt_gpu *g, const batch_view *bv, rt_hook_point p, int
     if (st != HS_OK) return st;
     for (int s = 0; s < bv->n_seqs; s++)
         fire(bv, p, l, -1, s, bv->pos0[s], bv->seqs[s].n, cols, h + (size_t)bv->off[s] * cols);
-    g->ops->upload(g->ctx, dbuf, h, n * sizeof(float));
+    if (rt_hook_spec_writes(bv->spec, p, l, -1)) g->ops->upload(g->ctx, dbuf, h, n * sizeof(float));
     return HS_OK;
 }
 
@@ -149,7 +149,7 @@ static hs_status fire_heads(rt_gpu *g, const batch_view *bv, rt_hook_point p, in
             for (int t = 0; t < T; t++) memcpy(base + (size_t)t * nh * HD, scratch + (size_t)t * HD, (size_t)HD * sizeof(float));
         }
     }
-    g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));
+    if (rt_hook_spec_writes(bv->spec, p, l, -1)) g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));
     return HS_OK;
 }
 
@@ -163,7 +163,7 @@ static hs_status fire_one(rt_gpu *g, const batch_view *bv, rt_hook_point p, int 
     hs_status st = download(g, hb, dbuf, n * sizeof(float), where);
     if (st != HS_OK) return st;
     fire(bv, p, l, h, s, bv->pos0[s], rows, cols, hb);
-    g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));
+    if (rt_hook_spec_writes(bv->spec, p, l, h)) g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));   /* edits go back */
     return HS_OK;
 }
 

@@ -215,7 +215,7 @@ static int bench_shape(const shape *s, const int *Ts, int nT, int reps) {
                 /* (c) one layer's full patterns to the host as f16 */
                 int layer = s->L / 2;
                 f16_sink sink = { NULL, 0, 0 };
-                rt_hook_req rq = { RT_HOOK_PATTERN, &layer, 1, NULL, 0, 0, 0, encode_f16, &sink };
+                rt_hook_req rq = { RT_HOOK_PATTERN, &layer, 1, NULL, 0, 0, 0, encode_f16, &sink, false };
                 rt_hook_spec spec = { &rq, 1 };
                 double tc = run_best(g, sq, B, &spec, logits, 1, NULL, NULL, NULL, NULL);
                 free(sink.buf);
