@@ -123,7 +123,8 @@ static void on_capture(const rt_hook_event *ev, void *user) {
         return;
     }
     if (n > x->conv_cap) { x->conv_cap = n * 2; x->conv = hs_xrealloc(x->conv, x->conv_cap * sizeof(uint16_t)); }
-    for (size_t i = 0; i < n; i++) x->conv[i] = x->dtype == STORE_F16 ? rt_f32_to_f16(src[i]) : rt_f32_to_bf16(src[i]);
+    if (x->dtype == STORE_F16) rt_f32_to_f16_array(x->conv, src, n);
+    else for (size_t i = 0; i < n; i++) x->conv[i] = rt_f32_to_bf16(src[i]);
     store_batch_add_activation(x->batch, x->prompt_index[ev->seq], ev->name, ev->layer, ev->head, ev->pos0 + ev->pos_begin,
                                ev->pos0 + ev->pos_end, x->dtype, shape, 2, x->conv, n * sizeof(uint16_t));
 }

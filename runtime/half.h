@@ -46,6 +46,11 @@ static inline uint16_t rt_f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
+/* dst (n) = rt_f32_to_f16(src (n)), 8 at a time with F16C where the CPU has it (half.c): the same
+ * bits for every non-NaN input. rt_f16_force_portable (tests) forces the scalar path. */
+void rt_f32_to_f16_array(uint16_t *dst, const float *src, size_t n);
+extern bool rt_f16_force_portable;
+
 /* float -> bfloat16 bit pattern, round to nearest even (bf16 is the top half of a binary32). */
 static inline uint16_t rt_f32_to_bf16(float f) {
     uint32_t x = rt_f32_bits(f);

@@ -152,6 +152,14 @@ static void *d_alloc(rt_cuda_ctx *c, size_t bytes) {
     if (e != cudaSuccess) { cudaGetLastError(); return NULL; }   /* out of memory is not sticky */
     return p;
 }
+static void *d_host_alloc(rt_cuda_ctx *c, size_t bytes) {
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) { cudaGetLastError(); return NULL; }
+    return p;
+}
+static void d_host_free(rt_cuda_ctx *c, void *p) {
+    if (p && cudaFreeHost(p) != cudaSuccess) rt_cuda_note(c, "cudaFreeHost", cudaGetErrorString(cudaGetLastError()));
+}
 static void d_free(rt_cuda_ctx *c, void *p) {
     if (p && cudaFree(p) != cudaSuccess) rt_cuda_note(c, "cudaFree", cudaGetErrorString(cudaGetLastError()));
 }
@@ -200,7 +208,7 @@ static void d_gemm(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int
 static const rt_cuda_ops k_device_ops = {
     "cuda", true,
     d_ctx_init, d_ctx_free, d_check, d_note_error, d_stream,
-    d_alloc, d_free, d_upload, d_download, d_zero, d_mem_info,
+    d_alloc, d_free, d_upload, d_download, d_zero, d_mem_info, d_host_alloc, d_host_free,
     rt_cuda_k_copy2d, rt_cuda_k_gather_rows, rt_cuda_k_add, rt_cuda_k_add_bias, rt_cuda_k_norm, rt_cuda_k_rope,
     rt_cuda_k_gelu, rt_cuda_k_swiglu, rt_cuda_k_to_bf16, rt_cuda_k_to_bf16_split, d_gemm,
     rt_cuda_k_attention, rt_cuda_k_attention_bf16, rt_cuda_k_mask_scores, rt_cuda_k_softmax_rows,

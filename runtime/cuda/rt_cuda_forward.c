@@ -55,7 +55,9 @@ struct rt_gpu {
     float *rope_cos, *rope_sin; /* device (rope_n, HD/2) */
     int rope_n;
     void *act; size_t act_cap, act_peak;
-    float *stage; size_t stage_cap;   /* host staging (floats) for hook round trips and logits */
+    float *stage; size_t stage_cap;   /* host staging (floats) for hook round trips and logits: page-locked
+                                       * (ops->host_alloc) when possible, else malloc (stage_pinned false) */
+    bool stage_pinned;
     hs_arena host;              /* per-run host arrays */
     rt_gpu_attn_fn attn_fn; void *attn_user;
 };
@@ -94,8 +96,10 @@ static const void *welem(const rt_gpu *g, const void *base, size_t i) { return (
 
 static float *stage(rt_gpu *g, size_t n) {
     if (n > g->stage_cap) {
-        free(g->stage);
-        g->stage = hs_xmalloc(n * sizeof(float));
+        if (g->stage_pinned) g->ops->host_free(g->ctx, g->stage); else free(g->stage);
+        g->stage = g->ops->host_alloc(g->ctx, n * sizeof(float));
+        g->stage_pinned = g->stage != NULL;
+        if (!g->stage) g->stage = hs_xmalloc(n * sizeof(float));   /* pinned memory refused: pageable still works */
         g->stage_cap = n;
     }
     return g->stage;
@@ -369,11 +373,12 @@ void rt_gpu_free(rt_gpu *g) {
         if (g->act) g->ops->free(g->ctx, g->act);
         if (g->rope_cos) g->ops->free(g->ctx, g->rope_cos);
         if (g->rope_sin) g->ops->free(g->ctx, g->rope_sin);
+        if (g->stage_pinned) g->ops->host_free(g->ctx, g->stage);   /* before the context goes */
         g->ops->ctx_free(g->ctx);
     }
+    if (!g->stage_pinned) free(g->stage);
     free(g->layers);
     free(g->inv_freq);
-    free(g->stage);
     hs_arena_free(&g->host);
     free(g);
 }

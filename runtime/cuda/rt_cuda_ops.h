@@ -60,6 +60,10 @@ typedef struct {
     void (*download)(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes); /* table -> host; waits */
     void (*zero)(rt_cuda_ctx *c, void *dst, size_t bytes);
     void (*mem_info)(rt_cuda_ctx *c, size_t *free_b, size_t *total_b);
+    /* Host memory for staging copies: page-locked on the device table (PCIe copies run at full
+     * speed and need no bounce buffer), plain malloc on the reference; NULL when unavailable. */
+    void *(*host_alloc)(rt_cuda_ctx *c, size_t bytes);
+    void (*host_free)(rt_cuda_ctx *c, void *p);
 
     /* ---- kernels ---- */
     /* dst (rows, cols; ldd) = src (rows, cols; lds). */

@@ -338,7 +338,7 @@ static void h_rank_count(rt_cuda_ctx *c, const float *C, int R, int Wb, int v0, 
 static const rt_cuda_ops k_host_ops = {
     "cpu-reference", false,
     h_ctx_init, h_ctx_free, h_check, h_note_error, h_stream,
-    h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info,
+    h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info, h_alloc, h_free,
     h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split, h_gemm,
     h_attention, h_attention_bf16, h_mask_scores, h_softmax_rows,
     h_target_dots, h_rank_count,

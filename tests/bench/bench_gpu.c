@@ -130,7 +130,7 @@ static void encode_f16(const rt_hook_event *ev, void *user) {   /* what the stor
     size_t n = (size_t)ev->rows * ev->cols;
     if (n > k->cap) { free(k->buf); k->buf = malloc(n * sizeof(uint16_t)); k->cap = n; }
     if (!k->buf) return;
-    for (size_t i = 0; i < n; i++) k->buf[i] = rt_f32_to_f16(ev->data[i]);
+    rt_f32_to_f16_array(k->buf, ev->data, n);
     k->bytes += (double)n * 2;
 }
 
