@@ -131,6 +131,8 @@ void rt_gpu_set_attn_hook(rt_gpu *g, rt_gpu_attn_fn fn, void *user);
  * logged line when out of memory. download waits for queued work and returns HS_EIO (one line)
  * if a kernel failed. */
 bool rt_gpu_emulated(const rt_gpu *g);
+/* Free and total bytes of the context's device (0, 0 when emulated). */
+void rt_gpu_mem_info(rt_gpu *g, size_t *free_b, size_t *total_b);
 void *rt_gpu_mem_alloc(rt_gpu *g, size_t bytes, const char *what);
 void rt_gpu_mem_free(rt_gpu *g, void *p);
 void rt_gpu_mem_upload(rt_gpu *g, void *dst, const void *src, size_t bytes);

@@ -27,7 +27,7 @@
 # compute-sanitizer when it is there) to name the kernel, then the benchmark if present.
 # Full output goes to stdout and, when $OUT is set, to $OUT/gpu-run.log. Exit status: 0 when every
 # section passed, 1 otherwise, 2 when the machine cannot run the binaries at all.
-# Options (environment): SECTIONS="device kernels forward stats cli maps capture emulate" (default: all),
+# Options (environment): SECTIONS="device kernels forward stats cli maps capture oom emulate" (default: all),
 #   BENCH=0 to skip the benchmark, BENCH_ARGS (passed to bench_gpu, e.g. "--quick"),
 #   REQUIRE_GPU=0 to accept a machine where CUDA sees no device (a dry run here).
 set -u
@@ -88,7 +88,7 @@ done
 [ $missing -eq 0 ] || { say "cannot run: see the lines above (carry .gpu with the libraries)"; exit 2; }
 
 # ---------------------------------------------------------------- tests, one section per process
-SECTIONS=${SECTIONS:-"device kernels forward stats cli maps capture emulate"}
+SECTIONS=${SECTIONS:-"device kernels forward stats cli maps capture oom emulate"}
 fails=0; P=0; F=0; S=0
 for s in $SECTIONS; do
   say "== test_cuda $s"

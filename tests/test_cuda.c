@@ -1475,6 +1475,113 @@ static void section_capture(void) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp); if (system(cmd)) {}
 }
 
+/* ------------------------------------------------------------------ section: oom */
+
+/* Run f(arg) with stderr captured into buf; returns the number of error lines logged. */
+typedef struct { const rt_model *m; rt_gpu **g; hs_status st; } init_call;
+static void do_init(void *arg) { init_call *c = arg; c->st = rt_gpu_init(c->m, NULL, c->g); }
+typedef struct { rt_gpu *g; const rt_gpu_seq *sq; int n; hs_status st; } fwd_call;
+static void do_forward(void *arg) { fwd_call *c = arg; c->st = rt_gpu_forward_run(c->g, c->sq, c->n, NULL, NULL); }
+typedef struct { probe_capture_opts *o; hs_status st; } cap_call;
+static void do_capture(void *arg) { cap_call *c = arg; c->st = probe_capture_run(c->o, NULL); }
+
+/* Out of GPU memory, on a real device: another allocation in the same process (a bare context)
+ * takes all but a few MiB, then (1) a model that does not fit, (2) a batch whose activations do
+ * not fit, (3) a capture whose second batch does not fit. Each must give one clear line and a
+ * failure status, never a crash; the context recovers once memory is back; the capture's run is
+ * `failed` with its first batch committed, and --resume completes it. */
+static void section_oom(void) {
+    printf("== oom (out of GPU memory, a model too large)\n");
+    if (!g_gpu) { tl_skip("oom: %s", g_nogpu); return; }
+    const char *mp = tl_shared_path("models/tiny-llama-shakespeare");
+    if (!mp) { tl_skip("oom: ../shared is missing (tiny-llama-shakespeare)"); return; }
+    rt_model *m = NULL;
+    if (rt_model_load(mp, &m) != HS_OK) { tl_fail("oom: load"); return; }
+    rt_gpu_opts bo; rt_gpu_opts_default(&bo); bo.no_weights = true;
+    rt_gpu *hog = NULL;
+    if (rt_gpu_init(m, &bo, &hog) != HS_OK) { tl_fail("oom: bare context"); rt_model_free(m); return; }
+    const size_t MiB = (size_t)1 << 20;
+    size_t fr = 0, tot = 0;
+    char err[2048];
+    rt_gpu_mem_info(hog, &fr, &tot);
+
+    /* (1) a model too large for what is left */
+    void *big = fr > 2 * MiB ? rt_gpu_mem_alloc(hog, fr - MiB, "the test's reservation") : NULL;
+    rt_gpu *g = NULL;
+    init_call ic = { m, &g, HS_OK };
+    int before = hs_log_error_count();
+    capture_stderr(do_init, &ic, err, sizeof err);
+    int lines = hs_log_error_count() - before;
+    TL_CHECK(big && ic.st != HS_OK && g == NULL && lines == 1 && strncmp(err, "cuda: ", 6) == 0,
+             "oom: a model with 1 MiB of %.0f MiB free -> status %d, no context, %d line: %.240s", (double)tot / MiB, ic.st, lines, err);
+    rt_gpu_free(g); g = NULL;
+    rt_gpu_mem_free(hog, big);
+
+    /* (2) activations that do not fit; the context recovers when memory is back */
+    if (rt_gpu_init(m, NULL, &g) != HS_OK) { tl_fail("oom: init with memory free"); goto out; }
+    rt_gpu_mem_info(hog, &fr, &tot);
+    big = fr > 128 * MiB ? rt_gpu_mem_alloc(hog, fr - 64 * MiB, "the test's reservation") : NULL;
+    enum { NS = 32, TL = 512 };
+    int *ids = hs_xmalloc((size_t)NS * TL * sizeof(int));
+    for (int i = 0; i < NS * TL; i++) ids[i] = 3 + (int)((i * 7919u) % (unsigned)(m->cfg.vocab_size - 3));
+    rt_gpu_seq small = { ids, 8, NULL }, large[NS];
+    for (int s = 0; s < NS; s++) large[s] = (rt_gpu_seq){ ids + (size_t)s * TL, TL, NULL };
+    fwd_call fs = { g, &small, 1, HS_OK }, fl = { g, large, NS, HS_OK };
+    capture_stderr(do_forward, &fs, err, sizeof err);
+    TL_CHECK(big && fs.st == HS_OK, "oom: 64 MiB free: a forward of 8 tokens runs (%d)", fs.st);
+    before = hs_log_error_count();
+    capture_stderr(do_forward, &fl, err, sizeof err);
+    lines = hs_log_error_count() - before;
+    TL_CHECK(fl.st == HS_EIO && lines == 1 && strncmp(err, "cuda: ", 6) == 0 && strstr(err, "memory"),
+             "oom: 64 MiB free: a batch of %d x %d tokens -> HS_EIO, %d line: %.240s", NS, TL, lines, err);
+    rt_gpu_mem_free(hog, big); big = NULL;
+    capture_stderr(do_forward, &fl, err, sizeof err);
+    TL_CHECK(fl.st == HS_OK, "oom: memory back: the same context runs that batch (%d) %.200s", fl.st, err);
+    rt_gpu_free(g); g = NULL;
+
+    /* (3) capture: batch 1 (32 short prompts) fits, batch 2 (32 x 512 tokens) does not */
+    char tmp[] = "/tmp/hs-cuda-oom-XXXXXX", pf[512], db[512], st[32], cmd[600];
+    if (!mkdtemp(tmp)) { tl_fail("oom: mkdtemp"); free(ids); goto out; }
+    snprintf(pf, sizeof pf, "%s/p.jsonl", tmp); snprintf(db, sizeof db, "%s/run.db", tmp);
+    FILE *f = fopen(pf, "w");
+    for (int s = 0; f && s < 2 * NS; s++) {
+        int T = s < NS ? 8 : TL;
+        fputs("{\"ids\": [1", f);
+        for (int t = 1; t < T; t++) fprintf(f, ",%d", ids[(size_t)(s % NS) * TL + t]);
+        fputs("]}\n", f);
+    }
+    if (f) fclose(f);
+    free(ids);
+    probe_capture_opts o;
+    probe_capture_defaults(&o);
+    o.model = mp; o.prompts = pf; o.db = db; o.batch = NS; o.quiet = true; o.cuda = true;
+    rt_gpu_mem_info(hog, &fr, &tot);
+    big = fr > 128 * MiB ? rt_gpu_mem_alloc(hog, fr - 64 * MiB, "the test's reservation") : NULL;
+    cap_call cc = { &o, HS_OK };
+    before = hs_log_error_count();
+    capture_stderr(do_capture, &cc, err, sizeof err);
+    lines = hs_log_error_count() - before;
+    int np = 0;
+    bool sok = run_status(db, st, sizeof st, &np, NULL, 0);
+    TL_CHECK(big && cc.st != HS_OK && lines == 1 && sok && strcmp(st, "failed") == 0 && np == NS,
+             "oom: capture --device cuda with 64 MiB free: batch 2 does not fit -> status %d, %d line, run %s with %d prompts kept (%d): %.240s",
+             cc.st, lines, sok ? st : "?", np, NS, err);
+    rt_gpu_mem_free(hog, big); big = NULL;
+    probe_capture_opts ro;
+    probe_capture_defaults(&ro);
+    ro.db = db; ro.resume = true; ro.quiet = true;
+    cap_call rc = { &ro, HS_OK };
+    capture_stderr(do_capture, &rc, err, sizeof err);
+    sok = run_status(db, st, sizeof st, &np, NULL, 0);
+    TL_CHECK(rc.st == HS_OK && sok && strcmp(st, "complete") == 0 && np == 2 * NS,
+             "oom: --resume with memory back completes the run: %s, %d prompts %.200s", sok ? st : "?", np, err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp); if (system(cmd)) {}
+out:
+    rt_gpu_mem_free(hog, big);
+    rt_gpu_free(hog);
+    rt_model_free(m);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static bool want(int argc, char **argv, const char *s) {
@@ -1506,5 +1613,6 @@ int main(int argc, char **argv) {
     if (want(argc, argv, "cli")) section_cli();
     if (want(argc, argv, "maps")) section_maps();
     if (want(argc, argv, "capture")) section_capture();
+    if (want(argc, argv, "oom")) section_oom();
     return tl_done();
 }

@@ -389,6 +389,8 @@ size_t rt_gpu_device_bytes(const rt_gpu *g) {
 }
 size_t rt_gpu_peak_act_bytes(const rt_gpu *g) { return g->act_peak; }
 const char *rt_gpu_backend_name(const rt_gpu *g) { return g->ops->name; }
+void rt_gpu_mem_info(rt_gpu *g, size_t *free_b, size_t *total_b) { g->ops->mem_info(g->ctx, free_b, total_b); }
+
 bool rt_gpu_emulated(const rt_gpu *g) { return !g->ops->on_device; }
 
 void rt_gpu_set_attn_hook(rt_gpu *g, rt_gpu_attn_fn fn, void *user) { g->attn_fn = fn; g->attn_user = user; }

@@ -12,8 +12,11 @@
  *       attention: the configuration before the tensor-core kernel, for comparison)
  *   (b) forward + on-device statistics of every head (probe_cuda_stats), bf16 and bf16-single: time
  *       and device memory, against the pattern tensor a cache-everything tool materialises (B·L·H·T² bf16)
- *   (c) forward + the full patterns of one layer copied to the host and encoded to f16 (what the
- *       store would write): where the time goes (GPU forward vs copy + encode)
+ *   (c) forward + the full patterns of one layer as f16 blobs in SQLite, as capture writes them
+ *       (read-only pattern hook -> page-locked staging -> f16 on the host -> store batch -> writer
+ *       thread), T = 1024; where the time goes, from runs that stop after each stage: the
+ *       full-matrix attention of the hooked layer + the PCIe copy (a no-op read-only hook), + the f16
+ *       encoding, + SQLite (everything, store_writer_finish included). At T = 4096 the first two.
  * Each figure: best of `reps` after one warm-up; tokens/s, achieved TFLOP/s against the H200's
  * ~990 TFLOP/s dense bf16 (and ~67 TFLOP/s fp32 for the fp32-attention configuration).
  * Lines starting with "RESULT" are machine-readable: RESULT <model> <T> <figure> <value>.
@@ -23,6 +26,8 @@
 #include "probe/cuda/probe_cuda_stats.h"
 #include "runtime/gpu.h"
 #include "runtime/half.h"
+#include "store/store.h"
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +139,50 @@ static void encode_f16(const rt_hook_event *ev, void *user) {   /* what the stor
     k->bytes += (double)n * 2;
 }
 
+static void noop_hook(const rt_hook_event *ev, void *user) { (void)ev; (void)user; }
+
+/* (c) into SQLite: one store batch per forward (its prompts and the layer's pattern blobs). */
+typedef struct { f16_sink enc; store_batch *b; int base; } db_sink;
+static void to_store(const rt_hook_event *ev, void *user) {
+    db_sink *k = user;
+    encode_f16(ev, &k->enc);
+    int dims[2] = { ev->rows, ev->cols };
+    store_batch_add_activation(k->b, k->base + ev->seq, ev->name, ev->layer, ev->head, ev->pos0, ev->pos0 + ev->rows, STORE_F16, dims, 2,
+                               k->enc.buf, (size_t)ev->rows * ev->cols * 2);
+}
+static double run_store(rt_gpu *g, const rt_gpu_seq *sq, int B, int layer, int forwards, double *mib_out) {
+    char path[] = "/tmp/hs-bench-gpu-XXXXXX", db_path[600], cmd[700];
+    if (!mkdtemp(path)) return -1;
+    snprintf(db_path, sizeof db_path, "%s/c.db", path);
+    store_db *db = NULL; store_writer *w = NULL; int64_t model, run;
+    db_sink k = { { NULL, 0, 0 }, NULL, 0 };
+    rt_hook_req rq = { RT_HOOK_PATTERN, &layer, 1, NULL, 0, 0, 0, to_store, &k, true };
+    rt_hook_spec spec = { &rq, 1 };
+    int T = sq[0].n;
+    const char **strs = malloc((size_t)T * sizeof *strs);
+    for (int t = 0; t < T; t++) strs[t] = "t";
+    double t0 = now(), t = -1;
+    if (store_open(db_path, false, &db) || store_model_put(db, "/bench/gpu", "hf", "{}", NULL, &model) ||
+        store_run_begin(db, model, "{}", &run) || store_writer_start(db, (size_t)1 << 30, &w)) goto out;
+    for (int f = 0; f < forwards; f++) {
+        k.b = store_batch_new(run);
+        for (int s = 0; s < B; s++) store_batch_add_prompt(k.b, f * B + s, "bench", sq[s].ids, strs, T);
+        k.base = f * B;   /* the hook's ev->seq is the batch row */
+        if (rt_gpu_forward_run(g, sq, B, &spec, NULL) != HS_OK) { store_batch_free(k.b); goto out; }
+        if (store_writer_submit(w, k.b)) goto out;
+    }
+    if (store_writer_finish(w) == HS_OK) t = now() - t0;
+    w = NULL;
+out:
+    if (w) store_writer_finish(w);
+    store_close(db);
+    *mib_out = k.enc.bytes / (1 << 20);
+    free(k.enc.buf); free(strs);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", path);
+    if (system(cmd)) {}
+    return t;
+}
+
 static double run_best(rt_gpu *g, const rt_gpu_seq *sq, int B, const rt_hook_spec *spec, float *logits, int reps,
                        probe_cuda_stats *st, int *const *ids, const int *nid, const bool *rep) {
     double best = 1e30;
@@ -212,18 +261,28 @@ static int bench_shape(const shape *s, const int *Ts, int nT, int reps) {
                     printf("RESULT %s %d stats_ms %.3f\nRESULT %s %d device_mib %.1f\n", s->name, T, tb * 1e3, s->name, T, dev / (1 << 20));
                     probe_cuda_stats_free(st);
                 } else rc = 1;
-                /* (c) one layer's full patterns to the host as f16 */
+                /* (c) one layer's full patterns: GPU + PCIe, + f16 encoding, + SQLite */
                 int layer = s->L / 2;
                 f16_sink sink = { NULL, 0, 0 };
-                rt_hook_req rq = { RT_HOOK_PATTERN, &layer, 1, NULL, 0, 0, 0, encode_f16, &sink, false };
-                rt_hook_spec spec = { &rq, 1 };
-                double tc = run_best(g, sq, B, &spec, logits, 1, NULL, NULL, NULL, NULL);
+                rt_hook_req r0 = { RT_HOOK_PATTERN, &layer, 1, NULL, 0, 0, 0, noop_hook, NULL, true };
+                rt_hook_req r1 = { RT_HOOK_PATTERN, &layer, 1, NULL, 0, 0, 0, encode_f16, &sink, true };
+                rt_hook_spec s0 = { &r0, 1 }, s1 = { &r1, 1 };
+                double c0 = run_best(g, sq, B, &s0, logits, 1, NULL, NULL, NULL, NULL);
+                double c1 = run_best(g, sq, B, &s1, logits, 1, NULL, NULL, NULL, NULL);
+                double mib = sink.bytes / 2 / (1 << 20);
                 free(sink.buf);
-                if (tc > 0)
-                    printf("   [%s] T=%d (c) forward + layer %d patterns to host f16: %.1f ms, %.0f tok/s; %.0f MiB per forward; "
-                           "%.1f ms beyond the plain forward (full-matrix attention for that layer, PCIe, f16 encoding)\n", mname, T, layer,
-                           tc * 1e3, N / tc, sink.bytes / 2 / (1 << 20), (tc - ta) * 1e3);
-                printf("RESULT %s %d patterns_layer_ms %.3f\n", s->name, T, tc * 1e3);
+                double c2 = -1, db_mib = 0;
+                const int nf = 3;
+                if (T <= 1024) { c2 = run_store(g, sq, B, layer, nf, &db_mib); if (c2 > 0) c2 /= nf; }
+                printf("   [%s] T=%d (c) layer %d patterns, %.0f MiB of f16 per forward: GPU full-matrix attention + PCIe %.1f ms, "
+                       "+ f16 encoding %.1f ms", mname, T, layer, mib, (c0 - ta) * 1e3, (c1 - c0) * 1e3);
+                if (c2 > 0)
+                    printf(", + SQLite %.1f ms (%d forwards into one run, writer thread finished): %.1f ms per forward, %.0f tok/s, "
+                           "%.0f MB/s of blobs\n", (c2 - c1) * 1e3, nf, c2 * 1e3, N / c2, db_mib * 1.048576 / nf / c2);
+                else
+                    printf(" (SQLite: measured at T = 1024 only)\n");
+                printf("RESULT %s %d patterns_gpu_pcie_ms %.3f\nRESULT %s %d patterns_f16_ms %.3f\n", s->name, T, c0 * 1e3, s->name, T, c1 * 1e3);
+                if (c2 > 0) printf("RESULT %s %d patterns_sqlite_ms %.3f\n", s->name, T, c2 * 1e3);
             }
         next:
             free(logits);
