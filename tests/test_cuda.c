@@ -1485,11 +1485,39 @@ static void do_forward(void *arg) { fwd_call *c = arg; c->st = rt_gpu_forward_ru
 typedef struct { probe_capture_opts *o; hs_status st; } cap_call;
 static void do_capture(void *arg) { cap_call *c = arg; c->st = probe_capture_run(c->o, NULL); }
 
+/* A reservation of device memory through a bare context: chunks of decreasing size (one
+ * cudaMalloc of "all but N" can fail on granularity) until at most `leave` bytes are free. */
+typedef struct { void *p[4096]; int n; } reservation;
+static size_t reserve_until(rt_gpu *hog, reservation *r, size_t leave) {
+    size_t fr = 0, tot = 0;
+    hs_log_quiet(true);
+    int q = dup(2), nul = open("/dev/null", O_WRONLY);   /* failed chunk attempts log a line each */
+    fflush(stderr); dup2(nul, 2);
+    for (size_t chunk = (size_t)1 << 30; chunk >= ((size_t)1 << 20); chunk >>= 1)
+        for (;;) {
+            rt_gpu_mem_info(hog, &fr, &tot);
+            if (fr <= leave || fr - leave < chunk || r->n == 4096) break;
+            void *p = rt_gpu_mem_alloc(hog, chunk, "the test's reservation");
+            if (!p) break;
+            r->p[r->n++] = p;
+        }
+    fflush(stderr); dup2(q, 2); close(q); close(nul);
+    hs_log_quiet(false);
+    rt_gpu_mem_info(hog, &fr, &tot);
+    return fr;
+}
+static void release(rt_gpu *hog, reservation *r) {
+    for (int i = 0; i < r->n; i++) rt_gpu_mem_free(hog, r->p[i]);
+    r->n = 0;
+}
+
 /* Out of GPU memory, on a real device: another allocation in the same process (a bare context)
- * takes all but a few MiB, then (1) a model that does not fit, (2) a batch whose activations do
- * not fit, (3) a capture whose second batch does not fit. Each must give one clear line and a
- * failure status, never a crash; the context recovers once memory is back; the capture's run is
- * `failed` with its first batch committed, and --resume completes it. */
+ * takes all but a few MiB, then (1) a model whose weights do not fit (tiny-llama with its vocabulary
+ * declared 4 M tokens: 2 GiB of bf16 embeddings; refused before anything is uploaded), (2) no room
+ * even for cuBLAS, (3) a batch whose activations do not fit, (4) a capture whose second batch does
+ * not fit. Each must give one clear line and a failure status, never a crash; the context recovers
+ * once memory is back; the capture's run is `failed` with its first batch committed, and --resume
+ * completes it. */
 static void section_oom(void) {
     printf("== oom (out of GPU memory, a model too large)\n");
     if (!g_gpu) { tl_skip("oom: %s", g_nogpu); return; }
@@ -1501,45 +1529,61 @@ static void section_oom(void) {
     rt_gpu *hog = NULL;
     if (rt_gpu_init(m, &bo, &hog) != HS_OK) { tl_fail("oom: bare context"); rt_model_free(m); return; }
     const size_t MiB = (size_t)1 << 20;
+    static reservation res;
     size_t fr = 0, tot = 0;
     char err[2048];
-    rt_gpu_mem_info(hog, &fr, &tot);
-
-    /* (1) a model too large for what is left */
-    void *big = fr > 2 * MiB ? rt_gpu_mem_alloc(hog, fr - MiB, "the test's reservation") : NULL;
     rt_gpu *g = NULL;
-    init_call ic = { m, &g, HS_OK };
-    int before = hs_log_error_count();
-    capture_stderr(do_init, &ic, err, sizeof err);
-    int lines = hs_log_error_count() - before;
-    TL_CHECK(big && ic.st != HS_OK && g == NULL && lines == 1 && strncmp(err, "cuda: ", 6) == 0,
-             "oom: a model with 1 MiB of %.0f MiB free -> status %d, no context, %d line: %.240s", (double)tot / MiB, ic.st, lines, err);
-    rt_gpu_free(g); g = NULL;
-    rt_gpu_mem_free(hog, big);
-
-    /* (2) activations that do not fit; the context recovers when memory is back */
-    if (rt_gpu_init(m, NULL, &g) != HS_OK) { tl_fail("oom: init with memory free"); goto out; }
+    int before, lines;
     rt_gpu_mem_info(hog, &fr, &tot);
-    big = fr > 128 * MiB ? rt_gpu_mem_alloc(hog, fr - 64 * MiB, "the test's reservation") : NULL;
-    enum { NS = 32, TL = 512 };
+
+    /* (1) weights that do not fit, with room for the context itself */
+    fr = reserve_until(hog, &res, 512 * MiB);
+    rt_model big_vocab = *m;
+    big_vocab.cfg.vocab_size = 4 * 1000 * 1000;
+    init_call ic = { &big_vocab, &g, HS_OK };
+    before = hs_log_error_count();
+    if (fr <= 600 * MiB) capture_stderr(do_init, &ic, err, sizeof err);
+    lines = hs_log_error_count() - before;
+    TL_CHECK(fr <= 600 * MiB && ic.st == HS_EIO && g == NULL && lines == 1 && strstr(err, "cuda: the model needs"),
+             "oom: a model needing ~2 GiB with %.0f MiB free -> HS_EIO, no context, %d line: %.240s", (double)fr / MiB, lines, err);
+    rt_gpu_free(g); g = NULL;
+    release(hog, &res);
+
+    /* (2) not even room for a context (cuBLAS's workspace) */
+    fr = reserve_until(hog, &res, 2 * MiB);
+    ic = (init_call){ m, &g, HS_OK };
+    before = hs_log_error_count();
+    capture_stderr(do_init, &ic, err, sizeof err);
+    lines = hs_log_error_count() - before;
+    TL_CHECK(fr <= 3 * MiB && ic.st != HS_OK && g == NULL && lines == 1 && strncmp(err, "cuda: ", 6) == 0 && strstr(err, "memory"),
+             "oom: %.1f MiB free: rt_gpu_init -> status %d, no context, %d line: %.240s", (double)fr / MiB, ic.st, lines, err);
+    rt_gpu_free(g); g = NULL;
+    release(hog, &res);
+
+    /* (3) activations that do not fit; the context recovers when memory is back */
+    if (rt_gpu_init(m, NULL, &g) != HS_OK) { tl_fail("oom: init with memory free"); goto out; }
+    fr = reserve_until(hog, &res, 64 * MiB);
+    enum { NS = 128, TL = 512 };
     int *ids = hs_xmalloc((size_t)NS * TL * sizeof(int));
     for (int i = 0; i < NS * TL; i++) ids[i] = 3 + (int)((i * 7919u) % (unsigned)(m->cfg.vocab_size - 3));
-    rt_gpu_seq small = { ids, 8, NULL }, large[NS];
+    static rt_gpu_seq large[NS];
+    rt_gpu_seq small = { ids, 8, NULL };
     for (int s = 0; s < NS; s++) large[s] = (rt_gpu_seq){ ids + (size_t)s * TL, TL, NULL };
     fwd_call fs = { g, &small, 1, HS_OK }, fl = { g, large, NS, HS_OK };
     capture_stderr(do_forward, &fs, err, sizeof err);
-    TL_CHECK(big && fs.st == HS_OK, "oom: 64 MiB free: a forward of 8 tokens runs (%d)", fs.st);
+    TL_CHECK(fr <= 80 * MiB && fs.st == HS_OK, "oom: %.0f MiB free: a forward of 8 tokens runs (%d)", (double)fr / MiB, fs.st);
     before = hs_log_error_count();
     capture_stderr(do_forward, &fl, err, sizeof err);
     lines = hs_log_error_count() - before;
     TL_CHECK(fl.st == HS_EIO && lines == 1 && strncmp(err, "cuda: ", 6) == 0 && strstr(err, "memory"),
-             "oom: 64 MiB free: a batch of %d x %d tokens -> HS_EIO, %d line: %.240s", NS, TL, lines, err);
-    rt_gpu_mem_free(hog, big); big = NULL;
+             "oom: %.0f MiB free: a batch of %d x %d tokens -> HS_EIO, %d line: %.240s", (double)fr / MiB, NS, TL, lines, err);
+    release(hog, &res);
     capture_stderr(do_forward, &fl, err, sizeof err);
     TL_CHECK(fl.st == HS_OK, "oom: memory back: the same context runs that batch (%d) %.200s", fl.st, err);
     rt_gpu_free(g); g = NULL;
 
-    /* (3) capture: batch 1 (32 short prompts) fits, batch 2 (32 x 512 tokens) does not */
+    /* (4) capture: batch 1 (128 prompts of 8 tokens) fits, batch 2 (128 x 512 tokens, ~470 MiB of
+     * activations) does not */
     char tmp[] = "/tmp/hs-cuda-oom-XXXXXX", pf[512], db[512], st[32], cmd[600];
     if (!mkdtemp(tmp)) { tl_fail("oom: mkdtemp"); free(ids); goto out; }
     snprintf(pf, sizeof pf, "%s/p.jsonl", tmp); snprintf(db, sizeof db, "%s/run.db", tmp);
@@ -1555,18 +1599,17 @@ static void section_oom(void) {
     probe_capture_opts o;
     probe_capture_defaults(&o);
     o.model = mp; o.prompts = pf; o.db = db; o.batch = NS; o.quiet = true; o.cuda = true;
-    rt_gpu_mem_info(hog, &fr, &tot);
-    big = fr > 128 * MiB ? rt_gpu_mem_alloc(hog, fr - 64 * MiB, "the test's reservation") : NULL;
+    fr = reserve_until(hog, &res, 256 * MiB);
     cap_call cc = { &o, HS_OK };
     before = hs_log_error_count();
     capture_stderr(do_capture, &cc, err, sizeof err);
     lines = hs_log_error_count() - before;
     int np = 0;
     bool sok = run_status(db, st, sizeof st, &np, NULL, 0);
-    TL_CHECK(big && cc.st != HS_OK && lines == 1 && sok && strcmp(st, "failed") == 0 && np == NS,
-             "oom: capture --device cuda with 64 MiB free: batch 2 does not fit -> status %d, %d line, run %s with %d prompts kept (%d): %.240s",
-             cc.st, lines, sok ? st : "?", np, NS, err);
-    rt_gpu_mem_free(hog, big); big = NULL;
+    TL_CHECK(fr <= 300 * MiB && cc.st != HS_OK && lines == 1 && sok && strcmp(st, "failed") == 0 && np == NS,
+             "oom: capture --device cuda with %.0f MiB free: batch 2 does not fit -> status %d, %d line, run %s with %d prompts kept (%d): %.240s",
+             (double)fr / MiB, cc.st, lines, sok ? st : "?", np, NS, err);
+    release(hog, &res);
     probe_capture_opts ro;
     probe_capture_defaults(&ro);
     ro.db = db; ro.resume = true; ro.quiet = true;
@@ -1577,7 +1620,7 @@ static void section_oom(void) {
              "oom: --resume with memory back completes the run: %s, %d prompts %.200s", sok ? st : "?", np, err);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp); if (system(cmd)) {}
 out:
-    rt_gpu_mem_free(hog, big);
+    release(hog, &res);
     rt_gpu_free(hog);
     rt_model_free(m);
 }

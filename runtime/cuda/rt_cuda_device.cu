@@ -107,9 +107,16 @@ static hs_status d_ctx_init(int device, bool pedantic_f32, rt_cuda_ctx **out) {
     cublasStatus_t s = rt_cuda_blas.create(&c->blas);
     if (s == CUBLAS_STATUS_SUCCESS) s = rt_cuda_blas.set_stream(c->blas, c->stream);
     if (s == CUBLAS_STATUS_SUCCESS) s = rt_cuda_blas.set_math_mode(c->blas, pedantic_f32 ? CUBLAS_PEDANTIC_MATH : CUBLAS_DEFAULT_MATH);
-    if (s != CUBLAS_STATUS_SUCCESS) {
+    if (s == CUBLAS_STATUS_ALLOC_FAILED) {
+        size_t fr = 0, tot = 0;
+        if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) cudaGetLastError();
+        hs_log_error("cuda", "out of GPU memory starting cuBLAS on device %d (%.1f of %.1f MiB free) — free the GPU or use --device cpu",
+                     device, fr / 1048576.0, tot / 1048576.0);
+    } else if (s != CUBLAS_STATUS_SUCCESS) {
         hs_log_error("cuda", "cuBLAS could not start on device %d (%s) — check that libcublas matches the CUDA runtime",
                      device, rt_cuda_blas.status_string(s));
+    }
+    if (s != CUBLAS_STATUS_SUCCESS) {
         if (c->blas) rt_cuda_blas.destroy(c->blas);
         cudaStreamDestroy(c->stream);
         free(c);
