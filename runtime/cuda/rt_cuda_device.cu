@@ -95,7 +95,15 @@ static hs_status d_ctx_init(int device, bool pedantic_f32, rt_cuda_ctx **out) {
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, device);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) {
-        hs_log_error("cuda", "cannot set up device %d (%s) — check the GPU with nvidia-smi", device, cudaGetErrorString(e));
+        if (e == cudaErrorMemoryAllocation) {
+            size_t fr = 0, tot = 0;
+            cudaGetLastError();
+            if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) cudaGetLastError();
+            hs_log_error("cuda", "out of GPU memory setting up device %d (%.1f of %.1f MiB free) — free the GPU or use --device cpu",
+                         device, fr / 1048576.0, tot / 1048576.0);
+        } else {
+            hs_log_error("cuda", "cannot set up device %d (%s) — check the GPU with nvidia-smi", device, cudaGetErrorString(e));
+        }
         free(c);
         return HS_EIO;
     }

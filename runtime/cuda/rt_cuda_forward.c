@@ -303,6 +303,11 @@ static hs_status check_model(const rt_model *m) {
     return HS_OK;
 }
 
+/* The fix to suggest when the weights do not fit: halving them is possible only from fp32. */
+static const char *oom_fix(const rt_gpu *g) {
+    return g->dtype == RT_GPU_F32 ? "use --dtype bf16, free the GPU, or use --device cpu" : "free the GPU or use --device cpu";
+}
+
 hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     *out = NULL;
     rt_gpu_opts def;
@@ -338,15 +343,15 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     ops->mem_info(g->ctx, &fr, &tot);
     if (tot && need > fr) {
         hs_log_error("cuda", "the model needs %.1f MiB of GPU memory for its %s weights but only %.1f of %.1f MiB are free (%s) — "
-                     "use --dtype bf16, free the GPU, or use --device cpu", mib(need), rt_gpu_dtype_name(g->dtype), mib(fr),
-                     mib(tot), m->path ? m->path : "model");
+                     "%s", mib(need), rt_gpu_dtype_name(g->dtype), mib(fr),
+                     mib(tot), m->path ? m->path : "model", oom_fix(g));
         rt_gpu_free(g);
         return HS_EIO;
     }
     g->wblock = ops->alloc(g->ctx, need ? need : 1);
     if (!g->wblock) {
         hs_log_error("cuda", "out of GPU memory allocating %.1f MiB for the %s weights (%.1f of %.1f MiB free) — "
-                     "use --dtype bf16, free the GPU, or use --device cpu", mib(need), rt_gpu_dtype_name(g->dtype), mib(fr), mib(tot));
+                     "%s", mib(need), rt_gpu_dtype_name(g->dtype), mib(fr), mib(tot), oom_fix(g));
         rt_gpu_free(g);
         return HS_EIO;
     }
