@@ -10,6 +10,7 @@
 #include "half.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 __attribute__((target("avx,f16c"))) static void f16c_convert(uint16_t *dst, const float *src, size_t n) {
@@ -21,15 +22,30 @@ __attribute__((target("avx,f16c"))) static void f16c_convert(uint16_t *dst, cons
     for (; i < n; i++) dst[i] = rt_f32_to_f16(src[i]);
 }
 
+/* CPUID leaf 1: ECX bit 27 OSXSAVE, 28 AVX, 29 F16C; and the OS must save YMM state (XCR0 bits
+ * 1-2). Asked directly because clang's __builtin_cpu_supports has no "f16c". */
 static bool have_f16c(void) {
     static int cached = -1;   /* benign race: every thread computes the same answer */
     if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+        unsigned a, b, c, d, lo, hi;
+        bool ok = __get_cpuid(1, &a, &b, &c, &d) && (c >> 27 & 7u) == 7u;
+        if (ok) {
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            ok = (lo & 6u) == 6u;
+        }
+        cached = ok;
     }
     return cached;
 }
 #endif
+
+bool rt_f16_bulk_is_f16c(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    return have_f16c();
+#else
+    return false;
+#endif
+}
 
 void rt_f32_to_f16_array(uint16_t *dst, const float *src, size_t n) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -50,6 +50,7 @@ static inline uint16_t rt_f32_to_f16(float f) {
  * bits for every non-NaN input. rt_f16_force_portable (tests) forces the scalar path. */
 void rt_f32_to_f16_array(uint16_t *dst, const float *src, size_t n);
 extern bool rt_f16_force_portable;
+bool rt_f16_bulk_is_f16c(void);   /* whether rt_f32_to_f16_array uses F16C on this CPU */
 
 /* float -> bfloat16 bit pattern, round to nearest even (bf16 is the top half of a binary32). */
 static inline uint16_t rt_f32_to_bf16(float f) {
