@@ -9,6 +9,9 @@
 
 #ifndef HS_HAVE_CUDA
 const rt_cuda_ops *rt_cuda_ops_device(void) { return NULL; }
+const rt_cuda_ops *rt_cuda_ops_profiled(void) { return NULL; }
+void rt_cuda_profile_reset(void) {}
+void rt_cuda_profile_report(FILE *f, const char *title) { (void)f; (void)title; }
 
 hs_status rt_cuda_device_probe(int device, rt_gpu_device_info *info) {
     (void)device; (void)info;

@@ -312,7 +312,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     *out = NULL;
     rt_gpu_opts def;
     if (!o) { rt_gpu_opts_default(&def); o = &def; }
-    const rt_cuda_ops *ops = o->emulate ? rt_cuda_ops_host() : rt_cuda_ops_device();
+    const rt_cuda_ops *ops = o->emulate ? rt_cuda_ops_host() : o->profile ? rt_cuda_ops_profiled() : rt_cuda_ops_device();
     if (!o->emulate) {
         rt_gpu_device_info info;
         hs_status st = rt_cuda_device_probe(o->device, &info);

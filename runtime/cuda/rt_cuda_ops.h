@@ -20,6 +20,7 @@ extern "C" {   /* the project's C headers carry no guards of their own */
 #endif
 #include "runtime/common.h"
 #include "runtime/gpu.h"
+#include <stdio.h>
 
 typedef enum { RT_CUDA_F32 = 0, RT_CUDA_BF16 = 1 } rt_cuda_dtype;   /* element type of a GEMM operand / table */
 typedef struct rt_cuda_ctx rt_cuda_ctx;
@@ -130,6 +131,11 @@ typedef struct {
 
 const rt_cuda_ops *rt_cuda_ops_host(void);     /* always available */
 const rt_cuda_ops *rt_cuda_ops_device(void);   /* NULL in a build without CUDA */
+/* The device table with every kernel and copy timed by CUDA events (rt_cuda_profile.cu; NULL
+ * without CUDA): rt_gpu_opts.profile. Reset and print the per-op totals (stderr-style text). */
+const rt_cuda_ops *rt_cuda_ops_profiled(void);
+void rt_cuda_profile_reset(void);
+void rt_cuda_profile_report(FILE *f, const char *title);
 
 /* Probe device `device` (see rt_gpu_device_check; logs the one line on failure). */
 hs_status rt_cuda_device_probe(int device, rt_gpu_device_info *info);

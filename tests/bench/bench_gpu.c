@@ -21,10 +21,13 @@
  * ~990 TFLOP/s dense bf16 (and ~67 TFLOP/s fp32 for the fp32-attention configuration).
  * Lines starting with "RESULT" are machine-readable: RESULT <model> <T> <figure> <value>.
  * Without a GPU it prints one skip line and exits 0.
- * Usage: bench_gpu [--quick] [--model gpt2|llama] [--reps N] [--emulate (toy shapes on the CPU references)]
+ * --profile: instead of the timings, one forward per shape, T and mode on the profiled ops table
+ * (rt_gpu_opts.profile: every kernel and copy timed with CUDA events) and the per-op totals.
+ * Usage: bench_gpu [--quick] [--model gpt2|llama] [--reps N] [--profile] [--emulate (toy shapes on the CPU references)]
  */
 #include "probe/cuda/probe_cuda_stats.h"
 #include "runtime/gpu.h"
+#include "runtime/cuda/rt_cuda_ops.h"
 #include "runtime/half.h"
 #include "store/store.h"
 #include <unistd.h>
@@ -47,7 +50,7 @@ static const shape k_llama = { "llama-3.2-1b", RT_ARCH_LLAMA, 16, 32, 8, 2048, 6
 /* --emulate: the same code on the CPU-reference backend with toy shapes (a smoke test without a GPU) */
 static const shape k_gpt2_toy = { "gpt2-toy", RT_ARCH_GPT2, 2, 4, 4, 64, 16, 128, 300, 4096, true };
 static const shape k_llama_toy = { "llama-toy", RT_ARCH_LLAMA, 2, 4, 2, 64, 16, 96, 300, 131072, true };
-static bool g_emulate;
+static bool g_emulate, g_profile;
 
 static uint64_t g_rng = 0x243F6A8885A308D3ull;
 /* Uniform in [-a, a] with a = std·√3, fast (xorshift). */
@@ -216,6 +219,7 @@ static int bench_shape(const shape *s, const int *Ts, int nT, int reps) {
         o.bf16_single_pass = mode == 1;
         o.attn_fp32 = mode == 2;
         o.emulate = g_emulate;
+        o.profile = g_profile;
         const char *mname = mnames[mode];
         rt_gpu *g = NULL;
         t0 = now();
@@ -233,6 +237,18 @@ static int bench_shape(const shape *s, const int *Ts, int nT, int reps) {
                 sq[b] = (rt_gpu_seq){ ids[b], T, NULL };
             }
             float *logits = malloc((size_t)B * s->V * sizeof(float));
+            if (g_profile) {   /* one warm-up forward, then one profiled forward */
+                char title[128];
+                double tp = -1;
+                if (rt_gpu_forward_run(g, sq, B, NULL, logits) == HS_OK) {
+                    rt_cuda_profile_reset();
+                    double t0p = now();
+                    if (rt_gpu_forward_run(g, sq, B, NULL, logits) == HS_OK) tp = now() - t0p;
+                }
+                snprintf(title, sizeof title, "%s T=%d %s forward (%.1f ms with a wait after every op)", s->name, T, mname, tp * 1e3);
+                rt_cuda_profile_report(stdout, title);
+                goto next;
+            }
             double N = (double)B * T, gf = gemm_flops(s, N, B) * (mode == 1 ? 1 : 2), af = attn_flops(s, B, T);
             double peak_attn = mode == 2 ? 67e12 : 990e12;
             double ta = run_best(g, sq, B, NULL, logits, reps, NULL, NULL, NULL, NULL);
@@ -304,8 +320,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) only = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--emulate") == 0) g_emulate = true;
+        else if (strcmp(argv[i], "--profile") == 0) g_profile = true;
         else if (argv[i][0] == '/' || strstr(argv[i], "headscope")) continue;   /* run-bench.sh passes the CLI path */
-        else { fprintf(stderr, "usage: bench_gpu [--quick] [--model gpt2|llama] [--reps N]\n"); return 2; }
+        else { fprintf(stderr, "usage: bench_gpu [--quick] [--model gpt2|llama] [--reps N] [--profile]\n"); return 2; }
     }
     if (g_emulate) {   /* toy shapes, short prompts, CPU-reference kernels */
         int Te[2] = { 40, 70 };
