@@ -3,9 +3,9 @@
 #
 # nvcc may be a symlink or a wrapper (/usr/local/bin/nvcc on some machines), so its own path says
 # little. `nvcc --dryrun` prints the include and library folders it would hand to the host
-# compiler and linker; we take the first library folder that really holds libcublas.so and
-# libcudart.so. Fallbacks: the resolved nvcc's ../lib64 and /usr/local/cuda. When nothing is
-# found the Makefile still compiles the .cu files (so CUDA code is checked) but links the CPU stub.
+# compiler and linker; we take the first library folder that really holds libcudart.so.
+# Fallbacks: the resolved nvcc's ../lib64 and /usr/local/cuda. When nothing is found the Makefile
+# still compiles the .cu files (so CUDA code is checked) but links the CPU stub.
 nvcc=${1:?usage: find-cuda.sh NVCC}
 dry=$("$nvcc" --dryrun -x cu /dev/null -o /dev/null 2>&1 || true)
 libdirs=$(printf '%s\n' "$dry" | grep -E '^#\$ LIBRARIES=' | grep -oE '"-L[^"]+"' | sed -E 's/^"-L//; s/"$//')
@@ -17,7 +17,8 @@ incdirs="$incdirs $top/include $top/targets/x86_64-linux/include /usr/local/cuda
 lib=; inc=
 for d in $libdirs; do
   case "$d" in */stubs) continue ;; esac
-  if [ -e "$d/libcublas.so" ] && [ -e "$d/libcublasLt.so" ] && [ -e "$d/libcudart.so" ]; then lib=$(readlink -f "$d"); break; fi
+  # only cudart is linked; cuBLAS is dlopen()ed at run time (runtime/cuda/rt_cuda_blas.cu)
+  if [ -e "$d/libcudart.so" ]; then lib=$(readlink -f "$d"); break; fi
 done
 for d in $incdirs; do
   if [ -e "$d/cuda_runtime.h" ]; then inc=$(readlink -f "$d"); break; fi
