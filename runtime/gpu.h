@@ -62,6 +62,9 @@ typedef struct {
     bool f32_bf16_weights;/* diagnostics, RT_GPU_F32 only: fp32 arithmetic on weight matrices rounded
                            * to bf16, which separates the bf16 mode's weight quantisation (a property
                            * of an fp32 checkpoint) from its arithmetic error */
+    bool mlp_unfused;     /* bf16 modes: run the MLP activation and the bf16 conversion of its output as
+                           * separate kernels (as when an mlp hook is requested) instead of the fused
+                           * pass; the same bits either way (tests compare them) */
     bool profile;         /* time every kernel and copy with CUDA events (rt_cuda_profile.cu; serialises
                            * the host with the GPU): rt_cuda_profile_report prints the totals */
     bool no_weights;      /* a context only (device, stream, cuBLAS, memory, the rt_gpu_calc_* kernels):

@@ -380,6 +380,27 @@ out:
     free(lu); free(lw); free(lr);
 }
 
+/* The bf16 modes' fused MLP pass (rt_cuda_fused.cu) gives the same logits as the unfused kernels
+ * (rt_gpu_opts.mlp_unfused), in the default (hi+lo) and the single-pass mode. */
+static void check_fused_mlp(const char *name, const rt_model *m, backend be, const int *ids, int T) {
+    int V = m->cfg.vocab_size;
+    float *a = hs_xmalloc((size_t)V * sizeof(float)), *u = hs_xmalloc((size_t)V * sizeof(float));
+    for (int single = 0; single < 2; single++) {
+        rt_gpu_opts o; rt_gpu_opts_default(&o);
+        o.emulate = be.emulate; o.bf16_single_pass = single;
+        rt_gpu *g1 = NULL, *g2 = NULL;
+        rt_gpu_seq gs = { ids, T, NULL };
+        bool ok = rt_gpu_init(m, &o, &g1) == HS_OK && rt_gpu_forward_run(g1, &gs, 1, NULL, a) == HS_OK;
+        o.mlp_unfused = true;
+        ok = ok && rt_gpu_init(m, &o, &g2) == HS_OK && rt_gpu_forward_run(g2, &gs, 1, NULL, u) == HS_OK;
+        double e = ok ? lsm_err(a, u, 1, V) : INFINITY;
+        TL_CHECK(ok && e <= (be.emulate ? 0.0 : 1e-6), "%s %s bf16%s: fused MLP activation + conversion = unfused kernels (log-softmax %.2e)",
+                 be.label, name, single ? " single-pass" : "", e);
+        rt_gpu_free(g1); rt_gpu_free(g2);
+    }
+    free(a); free(u);
+}
+
 /* Interventions compose as on the CPU: zero one head's z, scale a pattern, zero an MLP output
  * window, edit logits; compared through the recorded resid_post and the last logits. */
 static void check_interventions(const char *name, const rt_model *m, backend be, const int *ids, int T) {
@@ -715,7 +736,11 @@ static void forward_suite(backend be, bool stats_only) {
                 int T = 0;
                 int *ids = fx_ints(cJSON_GetArrayItem(prompts, p), "ids", &T);
                 check_all_hooks(tm->name, m, be, ids, T, p);
-                if (p == 0) { check_interventions(tm->name, m, be, ids, T); check_read_only(tm->name, m, be, ids, T); }
+                if (p == 0) {
+                    check_interventions(tm->name, m, be, ids, T);
+                    check_read_only(tm->name, m, be, ids, T);
+                    check_fused_mlp(tm->name, m, be, ids, T);
+                }
                 free(ids);
                 check_vs_hf(tm->name, m, be, RT_GPU_F32, cJSON_GetArrayItem(prompts, p), p);
                 check_vs_hf(tm->name, m, be, RT_GPU_BF16, cJSON_GetArrayItem(prompts, p), p);
@@ -780,6 +805,44 @@ static void test_gemm(kpair *k, bool ta, bool tb, int M, int N, int K, rt_cuda_d
     }
     k->D->free(k->dc, dA); k->D->free(k->dc, dB); k->D->free(k->dc, dC);
     free(A); free(B); free(C); free(A16); free(B16); free(ref);
+}
+
+/* The fused MLP activations vs the unfused references composed: hi (+ lo) within one bf16 rounding
+ * of the reference's (the GPU's double tanh/erf/exp may differ from libm's in the last bit of the
+ * float activation, which can move a bf16 rounding); hi + lo within 3e-5 relative (16 bits). */
+static void test_fused_act(kpair *k, bool swiglu, int rows, int cols, bool exact, bool split) {
+    size_t n = (size_t)rows * cols;
+    float *y = rand_vec(n, 3, 0), *b = rand_vec((size_t)cols, 1, 0), *gt = rand_vec(n, 3, 0);
+    uint16_t *rh = hs_xmalloc(n * 2), *rl = hs_xmalloc(n * 2), *gh = hs_xmalloc(n * 2), *gl = hs_xmalloc(n * 2);
+    float *dy = to_dev(k, y, n * 4), *db = to_dev(k, b, (size_t)cols * 4), *dg = to_dev(k, gt, n * 4);
+    uint16_t *dh = k->D->alloc(k->dc, n * 2), *dl = split ? k->D->alloc(k->dc, n * 2) : NULL;
+    if (swiglu) {
+        rt_cuda_ref_swiglu_bf16(y, gt, n, rh, split ? rl : NULL);
+        k->D->swiglu_bf16(k->dc, dy, dg, n, dh, dl);
+    } else {
+        rt_cuda_ref_bias_gelu_bf16(y, b, rows, cols, exact, rh, split ? rl : NULL);
+        k->D->bias_gelu_bf16(k->dc, dy, db, rows, cols, exact, dh, dl);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "kernel %s %s%s (%d x %d)", swiglu ? "swiglu_bf16" : "bias_gelu_bf16", swiglu ? "" : exact ? "erf " : "tanh ",
+             split ? "hi+lo" : "hi", rows, cols);
+    if (kcheck(k, what)) {
+        k->D->download(k->dc, gh, dh, n * 2);
+        if (split) k->D->download(k->dc, gl, dl, n * 2);
+        size_t bad_hi = 0, bad_sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            double a = rt_cuda_bf16_to_f32(gh[i]), r = rt_cuda_bf16_to_f32(rh[i]);
+            if (fabs(a - r) > fabs(r) * (1.0 / 128) + 1e-30) bad_hi++;
+            if (split) {
+                double sa = a + rt_cuda_bf16_to_f32(gl[i]), sr = r + rt_cuda_bf16_to_f32(rl[i]);
+                if (fabs(sa - sr) > 3e-5 * fabs(sr) + 1e-7) bad_sum++;
+            }
+        }
+        TL_CHECK(bad_hi == 0 && bad_sum == 0, "%s vs the unfused references: %zu hi beyond one bf16 rounding, %zu hi+lo beyond 3e-5",
+                 what, bad_hi, bad_sum);
+    }
+    k->D->free(k->dc, dy); k->D->free(k->dc, db); k->D->free(k->dc, dg); k->D->free(k->dc, dh); if (dl) k->D->free(k->dc, dl);
+    free(y); free(b); free(gt); free(rh); free(rl); free(gh); free(gl);
 }
 
 typedef struct { int T, pos0; } seq_shape;
@@ -1060,6 +1123,11 @@ static void section_kernels(void) {
         test_attention(&k, 4, 2, 64, 200, b2, 1, 0, true);
         seq_shape b3[] = { { 200, 57 } };
         test_attention(&k, 2, 1, 128, 0, b3, 1, 4, true);
+    }
+    for (int sp = 0; sp < 2; sp++) {
+        test_fused_act(&k, false, 37, 3072, false, sp);
+        test_fused_act(&k, false, 5, 257, true, sp);
+        test_fused_act(&k, true, 37, 1000, false, sp);
     }
     test_mask_softmax(&k, 20, 25, 0);
     test_mask_softmax(&k, 20, 25, 7);

@@ -44,6 +44,7 @@ struct rt_gpu {
     rt_cuda_dtype wt;           /* dtype of the weight matrices and GEMM inputs */
     bool split;                 /* bf16: activations enter GEMMs as a hi + lo bf16 pair (see gemm_in) */
     bool attn_bf16;             /* bf16 mode, supported head size, not opts.attn_fp32: tensor-core attention */
+    bool mlp_unfused;           /* opts.mlp_unfused: keep the MLP activation and bf16 conversion apart */
     size_t wsz;                 /* bytes per weight element */
     void *wblock; size_t wbytes;
     const void *tok_embed;      /* (V, D) wt */
@@ -330,6 +331,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     g->wsz = g->wt == RT_CUDA_F32 ? sizeof(float) : sizeof(uint16_t);
     g->split = g->wt == RT_CUDA_BF16 && !o->bf16_single_pass;
     g->attn_bf16 = o->dtype == RT_GPU_BF16 && !o->attn_fp32 && rt_cuda_attention_bf16_supported(m->cfg.d_head);
+    g->mlp_unfused = o->mlp_unfused;
     hs_arena_init(&g->host, 1u << 16);
     st = ops->ctx_init(o->device, o->dtype == RT_GPU_F32, &g->ctx);
     if (st != HS_OK) { g->ctx = NULL; rt_gpu_free(g); return st; }
@@ -600,9 +602,12 @@ static void gemm_w(rt_gpu *g, gin x, int ldx, bool trans_w, int M, int N, int K,
 }
 
 /* y (rows, n_out) = x (rows, n_in; ldx) · Wᵀ + b, whichever layout W has. */
-static void linear(rt_gpu *g, const dlinear *L, gin x, int ldx, int rows, float *y) {
+static void linear_nobias(rt_gpu *g, const dlinear *L, gin x, int ldx, int rows, float *y) {
     if (L->in_major) gemm_w(g, x, ldx, false, rows, L->n_out, L->n_in, L->w, L->n_out, y, L->n_out);
     else gemm_w(g, x, ldx, true, rows, L->n_out, L->n_in, L->w, L->n_in, y, L->n_out);
+}
+static void linear(rt_gpu *g, const dlinear *L, gin x, int ldx, int rows, float *y) {
+    linear_nobias(g, L, x, ldx, rows, y);
     if (L->b) g->ops->add_bias(g->ctx, y, L->b, rows, L->n_out);
 }
 
@@ -739,6 +744,22 @@ static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) 
     int N = bv->N, D = c->d_model, F = c->d_mlp;
     size_t NF = (size_t)N * F;
     gin xin = gemm_in(g, b, b->xn, (size_t)N * D);
+    if (g->wt == RT_CUDA_BF16 && !g->mlp_unfused && !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_PRE, l, -1) &&
+        !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_POST, l, -1)) {
+        /* no hook needs the fp32 activations: activation and bf16 conversion in one pass (the same
+         * bits as the unfused path below; rt_cuda_fused.cu) */
+        gin h = { b->xg, g->split ? b->xg_lo : NULL };
+        if (c->arch == RT_ARCH_GPT2) {
+            linear_nobias(g, &L->up, xin, D, N, b->hid);
+            ops->bias_gelu_bf16(g->ctx, b->hid, L->up.b, N, F, c->act == RT_ACT_GELU_EXACT, b->xg, h.lo ? b->xg_lo : NULL);
+        } else {
+            linear(g, &L->gate, xin, D, N, b->gate);
+            linear(g, &L->up, xin, D, N, b->hid);
+            ops->swiglu_bf16(g->ctx, b->hid, b->gate, NF, b->xg, h.lo ? b->xg_lo : NULL);
+        }
+        linear(g, &L->down, h, F, N, b->ao);
+        return HS_OK;
+    }
     if (c->arch == RT_ARCH_GPT2) {
         linear(g, &L->up, xin, D, N, b->hid);
         TRY(fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->hid, F));

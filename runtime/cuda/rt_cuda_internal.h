@@ -61,6 +61,9 @@ void rt_cuda_k_gelu(rt_cuda_ctx *c, float *x, size_t n, bool exact);
 void rt_cuda_k_swiglu(rt_cuda_ctx *c, float *hid, const float *gate, size_t n);
 void rt_cuda_k_to_bf16(rt_cuda_ctx *c, uint16_t *dst, const float *src, size_t n);
 void rt_cuda_k_to_bf16_split(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const float *src, size_t n);
+void rt_cuda_k_bias_gelu_bf16(rt_cuda_ctx *c, const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi,
+                              uint16_t *lo);
+void rt_cuda_k_swiglu_bf16(rt_cuda_ctx *c, const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo);
 void rt_cuda_k_attention(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                          const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
 void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,

@@ -91,6 +91,14 @@ typedef struct {
     void (*to_bf16)(rt_cuda_ctx *c, uint16_t *dst, const float *src, size_t n);
     /* hi = bf16(src), lo = bf16(src - hi) (n each; src - hi is exact in fp32): src ≈ hi + lo to 16 bits. */
     void (*to_bf16_split)(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const float *src, size_t n);
+    /* The bf16 modes' fused MLP activations, when no mlp hook needs the fp32 tensor: the result of
+     * add_bias (b may be NULL) then gelu on y (rows, cols) — not written back — goes straight to
+     * hi = bf16(a) and, when lo != NULL, lo = bf16(a − hi) (as to_bf16 / to_bf16_split). Bit for bit
+     * the unfused sequence. */
+    void (*bias_gelu_bf16)(rt_cuda_ctx *c, const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi,
+                           uint16_t *lo);
+    /* The same for swiglu: a = hid · silu(gate) (n), to hi (and lo). hid is not written. */
+    void (*swiglu_bf16)(rt_cuda_ctx *c, const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo);
     /* Row-major GEMM with cblas semantics: C (M, N; ldc) = alpha·op(A)·op(B) + beta·C, op(A) (M, K),
      * op(B) (K, N). A and B have the same dtype (fp32 or bf16); accumulation and C are fp32. */
     void (*gemm)(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *A,
@@ -152,6 +160,8 @@ void rt_cuda_ref_gelu(float *x, size_t n, bool exact);
 void rt_cuda_ref_swiglu(float *hid, const float *gate, size_t n);
 void rt_cuda_ref_to_bf16(uint16_t *dst, const float *src, size_t n);
 void rt_cuda_ref_to_bf16_split(uint16_t *hi, uint16_t *lo, const float *src, size_t n);
+void rt_cuda_ref_bias_gelu_bf16(const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi, uint16_t *lo);
+void rt_cuda_ref_swiglu_bf16(const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo);
 void rt_cuda_ref_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *A, int lda,
                       const void *B, int ldb, rt_cuda_dtype ab, float beta, float *C, int ldc);
 void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,

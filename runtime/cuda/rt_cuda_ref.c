@@ -99,6 +99,29 @@ void rt_cuda_ref_swiglu(float *hid, const float *gate, size_t n) {
     for (size_t i = 0; i < n; i++) hid[i] *= gate[i] / (1.0f + expf(-gate[i]));
 }
 
+/* The fused MLP activations: the unfused references composed on a scratch copy (the contract is
+ * "bit for bit the unfused sequence"). */
+static void to_pair(uint16_t *hi, uint16_t *lo, const float *a, size_t n) {
+    if (lo) rt_cuda_ref_to_bf16_split(hi, lo, a, n);
+    else rt_cuda_ref_to_bf16(hi, a, n);
+}
+void rt_cuda_ref_bias_gelu_bf16(const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi, uint16_t *lo) {
+    size_t n = (size_t)rows * cols;
+    float *a = hs_xmalloc((n ? n : 1) * sizeof(float));
+    memcpy(a, y, n * sizeof(float));
+    if (b) rt_cuda_ref_add_bias(a, b, rows, cols);
+    rt_cuda_ref_gelu(a, n, exact);
+    to_pair(hi, lo, a, n);
+    free(a);
+}
+void rt_cuda_ref_swiglu_bf16(const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo) {
+    float *a = hs_xmalloc((n ? n : 1) * sizeof(float));
+    memcpy(a, hid, n * sizeof(float));
+    rt_cuda_ref_swiglu(a, gate, n);
+    to_pair(hi, lo, a, n);
+    free(a);
+}
+
 void rt_cuda_ref_to_bf16(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = rt_f32_to_bf16(src[i]);
 }
@@ -273,6 +296,13 @@ static void h_to_bf16(rt_cuda_ctx *c, uint16_t *dst, const float *src, size_t n)
 static void h_to_bf16_split(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const float *src, size_t n) {
     rt_cuda_ref_to_bf16_split(hi, lo, src, n);
 }
+static void h_bias_gelu_bf16(rt_cuda_ctx *c, const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi,
+                             uint16_t *lo) {
+    rt_cuda_ref_bias_gelu_bf16(y, b, rows, cols, exact, hi, lo);
+}
+static void h_swiglu_bf16(rt_cuda_ctx *c, const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo) {
+    rt_cuda_ref_swiglu_bf16(hid, gate, n, hi, lo);
+}
 static void h_gemm(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *A, int lda,
                    const void *B, int ldb, rt_cuda_dtype ab, float beta, float *C, int ldc) {
     rt_cuda_ref_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, ab, beta, C, ldc);
@@ -339,7 +369,8 @@ static const rt_cuda_ops k_host_ops = {
     "cpu-reference", false,
     h_ctx_init, h_ctx_free, h_check, h_note_error, h_stream,
     h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info, h_alloc, h_free,
-    h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split, h_gemm,
+    h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split,
+    h_bias_gelu_bf16, h_swiglu_bf16, h_gemm,
     h_attention, h_attention_bf16, h_mask_scores, h_softmax_rows,
     h_target_dots, h_rank_count,
 };
