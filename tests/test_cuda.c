@@ -809,7 +809,11 @@ static void test_gemm(kpair *k, bool ta, bool tb, int M, int N, int K, rt_cuda_d
 
 /* The fused MLP activations vs the unfused references composed: hi (+ lo) within one bf16 rounding
  * of the reference's (the GPU's double tanh/erf/exp may differ from libm's in the last bit of the
- * float activation, which can move a bf16 rounding); hi + lo within 3e-5 relative (16 bits). */
+ * float activation, which can move a bf16 rounding); hi + lo within 3e-5 relative (16 bits). Both
+ * with 1e-6 absolute slack: for very negative inputs the erf GELU is 0.5·v·(1 + erf(v/√2)), a
+ * cancellation whose tiny result differs between CUDA's and libm's erf by more than an ulp
+ * (seen on the H200: one value of 1285). The forward-level check (check_fused_mlp) compares fused
+ * and unfused on the device itself, where both use CUDA's erf: equal bit for bit. */
 static void test_fused_act(kpair *k, bool swiglu, int rows, int cols, bool exact, bool split) {
     size_t n = (size_t)rows * cols;
     float *y = rand_vec(n, 3, 0), *b = rand_vec((size_t)cols, 1, 0), *gt = rand_vec(n, 3, 0);
@@ -832,10 +836,10 @@ static void test_fused_act(kpair *k, bool swiglu, int rows, int cols, bool exact
         size_t bad_hi = 0, bad_sum = 0;
         for (size_t i = 0; i < n; i++) {
             double a = rt_cuda_bf16_to_f32(gh[i]), r = rt_cuda_bf16_to_f32(rh[i]);
-            if (fabs(a - r) > fabs(r) * (1.0 / 128) + 1e-30) bad_hi++;
+            if (fabs(a - r) > fabs(r) * (1.0 / 128) + 1e-6) bad_hi++;
             if (split) {
                 double sa = a + rt_cuda_bf16_to_f32(gl[i]), sr = r + rt_cuda_bf16_to_f32(rl[i]);
-                if (fabs(sa - sr) > 3e-5 * fabs(sr) + 1e-7) bad_sum++;
+                if (fabs(sa - sr) > 3e-5 * fabs(sr) + 1e-6) bad_sum++;
             }
         }
         TL_CHECK(bad_hi == 0 && bad_sum == 0, "%s vs the unfused references: %zu hi beyond one bf16 rounding, %zu hi+lo beyond 3e-5",
