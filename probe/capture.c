@@ -209,10 +209,13 @@ static hs_status agg_add_committed(run_agg *a, store_db *db, int64_t run, const 
     if (rc != HS_OK) goto done;
     int maxidx = 0;
     for (int i = 0; i < np; i++) if (ps[i].index > maxidx) maxidx = ps[i].index;
-    int *ntok = hs_xcalloc((size_t)maxidx + 1, sizeof(int));   /* 0: not committed before this session */
+    for (int d = 0; d < n_done; d++) if (done_idx[d] > maxidx) maxidx = done_idx[d];
+    bool *before = hs_xcalloc((size_t)maxidx + 1, sizeof(bool));   /* committed before this session */
+    for (int d = 0; d < n_done; d++) if (done_idx[d] >= 0) before[done_idx[d]] = true;
+    int *ntok = hs_xcalloc((size_t)maxidx + 1, sizeof(int));      /* 0: not counted here */
     for (int i = 0; i < np; i++)
-        for (int d = 0; d < n_done; d++)
-            if (done_idx[d] == ps[i].index) { ntok[ps[i].index] = ps[i].n_tokens; break; }
+        if (ps[i].index >= 0 && before[ps[i].index]) ntok[ps[i].index] = ps[i].n_tokens;
+    free(before);
     for (int i = 0; i < n; i++) {
         const store_stat *s = &rows[i];
         if (s->prompt_index < 0 || s->prompt_index > maxidx || !ntok[s->prompt_index] || s->layer < 0 || s->layer >= a->L ||
