@@ -326,27 +326,31 @@ static void mlp_block(rt_forward *f, const batch_view *bv, int l, run_bufs *b) {
 
 /* ------------------------------------------------------------------ the run */
 
+hs_status rt_check_sequence(const rt_config *c, int s, const int *ids, int n, int pos0, int cap) {
+    if (n < 1) { hs_log_error("forward", "sequence %d is empty — give at least one token", s); return HS_EBADINPUT; }
+    if ((int64_t)pos0 + n > c->n_ctx) {
+        hs_log_error("forward", "sequence %d needs %d positions but the model's context is n_ctx=%d — shorten the prompt",
+                     s, pos0 + n, c->n_ctx);
+        return HS_EBADINPUT;
+    }
+    if (cap >= 0 && pos0 + n > cap) {
+        hs_log_error("forward", "sequence %d overflows its KV cache (%d positions) — allocate a larger cache", s, cap);
+        return HS_EBADINPUT;
+    }
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size) {
+            hs_log_error("forward", "token id %d at position %d of sequence %d is outside the vocabulary 0..%d", ids[i], i, s,
+                         c->vocab_size - 1);
+            return HS_EBADINPUT;
+        }
+    return HS_OK;
+}
+
 static hs_status check_batch(const rt_model *m, const rt_seq *seqs, int n_seqs) {
-    const rt_config *c = &m->cfg;
     for (int s = 0; s < n_seqs; s++) {
         const rt_seq *q = &seqs[s];
-        int pos0 = q->cache ? q->cache->len : 0;
-        if (q->n < 1) { hs_log_error("forward", "sequence %d is empty — give at least one token", s); return HS_EBADINPUT; }
-        if ((int64_t)pos0 + q->n > c->n_ctx) {
-            hs_log_error("forward", "sequence %d needs %d positions but the model's context is n_ctx=%d — shorten the prompt",
-                         s, pos0 + q->n, c->n_ctx);
-            return HS_EBADINPUT;
-        }
-        if (q->cache && pos0 + q->n > q->cache->cap) {
-            hs_log_error("forward", "sequence %d overflows its KV cache (%d positions) — allocate a larger cache", s, q->cache->cap);
-            return HS_EBADINPUT;
-        }
-        for (int i = 0; i < q->n; i++)
-            if (q->ids[i] < 0 || q->ids[i] >= c->vocab_size) {
-                hs_log_error("forward", "token id %d at position %d of sequence %d is outside the vocabulary 0..%d",
-                             q->ids[i], i, s, c->vocab_size - 1);
-                return HS_EBADINPUT;
-            }
+        hs_status st = rt_check_sequence(&m->cfg, s, q->ids, q->n, q->cache ? q->cache->len : 0, q->cache ? q->cache->cap : -1);
+        if (st != HS_OK) return st;
     }
     return HS_OK;
 }

@@ -45,6 +45,11 @@ void rt_forward_free(rt_forward *f);
 hs_status rt_forward_run(rt_forward *f, const rt_seq *seqs, int n_seqs, const rt_hook_spec *spec,
                          float *last_logits);
 
+/* One sequence s of a batch against the model (shared by every backend's forward): n >= 1 ids, each
+ * in the vocabulary, positions pos0..pos0+n-1 within n_ctx and, when cap >= 0 (a KV cache of cap
+ * positions), within the cache. HS_EBADINPUT with one logged line naming sequence s otherwise. */
+hs_status rt_check_sequence(const rt_config *c, int s, const int *ids, int n, int pos0, int cap);
+
 /* Peak bytes of activation memory the context has used (for the memory benchmark). */
 size_t rt_forward_peak_bytes(const rt_forward *f);
 #endif

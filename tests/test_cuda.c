@@ -722,6 +722,48 @@ out:
 }
 
 /* Everything above, for one backend, over every model. */
+/* Bad batches: both backends refuse the same inputs with the same one line (rt_check_sequence),
+ * and the GPU also refuses a KV cache of another context. */
+typedef struct { rt_forward *f; rt_gpu *g; const rt_seq *cs; const rt_gpu_seq *gs; hs_status st; } bad_call;
+static void do_bad_cpu(void *a) { bad_call *b = a; b->st = rt_forward_run(b->f, b->cs, 1, NULL, NULL); }
+static void do_bad_gpu(void *a) { bad_call *b = a; b->st = rt_gpu_forward_run(b->g, b->gs, 1, NULL, NULL); }
+static void check_bad_batches(const rt_model *m, backend be) {
+    int n_ctx = m->cfg.n_ctx, *ids = hs_xcalloc((size_t)n_ctx + 1, sizeof(int)), bad_id[2] = { 1, m->cfg.vocab_size };
+    for (int i = 0; i <= n_ctx; i++) ids[i] = 1 + i % 7;
+    rt_forward *f = rt_forward_init(m);
+    rt_gpu *g = open_gpu(m, be, RT_GPU_F32), *g2 = open_gpu(m, be, RT_GPU_F32);
+    rt_kv_cache cc; rt_kv_cache_init(&cc, &m->cfg, 4);
+    rt_gpu_kv *gk = NULL, *foreign = NULL;
+    if (!g || !g2 || rt_gpu_kv_init(g, 4, &gk) != HS_OK || rt_gpu_kv_init(g2, 4, &foreign) != HS_OK) { tl_fail("bad batches: setup"); goto out; }
+    struct { const char *what, *needle; const int *ids; int n; bool cache; } cases[] = {
+        { "an empty sequence", "is empty", ids, 0, false },
+        { "an id outside the vocabulary", "outside the vocabulary", bad_id, 2, false },
+        { "a sequence past n_ctx", "the model's context is n_ctx", ids, n_ctx + 1, false },
+        { "a KV cache overflow", "overflows its KV cache", ids, 5, true },
+    };
+    char ec[512], eg[512];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rt_seq cs = { cases[i].ids, cases[i].n, cases[i].cache ? &cc : NULL };
+        rt_gpu_seq gs = { cases[i].ids, cases[i].n, cases[i].cache ? gk : NULL };
+        bad_call bc = { f, g, &cs, &gs, HS_OK }, bg = bc;
+        capture_stderr(do_bad_cpu, &bc, ec, sizeof ec);
+        capture_stderr(do_bad_gpu, &bg, eg, sizeof eg);
+        TL_CHECK(bc.st == HS_EBADINPUT && bg.st == HS_EBADINPUT && strcmp(ec, eg) == 0 && count_lines(eg) == 1 && strstr(eg, cases[i].needle),
+                 "%s %s: CPU and GPU both refuse with the same line: %.160s", be.label, cases[i].what, eg);
+    }
+    rt_gpu_seq fs = { ids, 2, foreign };
+    bad_call bf = { f, g, NULL, &fs, HS_OK };
+    capture_stderr(do_bad_gpu, &bf, eg, sizeof eg);
+    TL_CHECK(bf.st == HS_EBADINPUT && count_lines(eg) == 1 && strstr(eg, "another GPU context"),
+             "%s a KV cache of another context is refused: %.160s", be.label, eg);
+out:
+    rt_gpu_kv_free(gk); rt_gpu_kv_free(foreign);
+    rt_gpu_free(g); rt_gpu_free(g2);
+    rt_kv_cache_free(&cc);
+    rt_forward_free(f);
+    free(ids);
+}
+
 static void forward_suite(backend be, bool stats_only) {
     for (int i = 0; i < N_MODELS; i++) {
         const test_model *tm = &k_models[i];
@@ -746,6 +788,7 @@ static void forward_suite(backend be, bool stats_only) {
                 check_vs_hf(tm->name, m, be, RT_GPU_BF16, cJSON_GetArrayItem(prompts, p), p);
             }
             check_batch_and_decode(tm->name, m, be, prompts);
+            if (i == 0) check_bad_batches(m, be);
         }
         rt_model_free(m);
         cJSON_Delete(ref);

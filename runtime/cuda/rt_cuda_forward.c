@@ -16,6 +16,7 @@
  */
 #include "rt_cuda_ops.h"
 #include "runtime/arena.h"
+#include "runtime/forward.h"
 #include "runtime/half.h"
 #include <math.h>
 #include <stdio.h>
@@ -463,31 +464,16 @@ int rt_gpu_kv_len(const rt_gpu_kv *c) { return c->len; }
 
 /* ------------------------------------------------------------------ the run */
 
+/* forward.c's checks (rt_check_sequence), plus: a cache must belong to this context. */
 static hs_status check_batch(const rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs) {
-    const rt_config *c = &g->m->cfg;
     for (int s = 0; s < n_seqs; s++) {
         const rt_gpu_seq *q = &seqs[s];
-        int pos0 = q->cache ? q->cache->len : 0;
-        if (q->n < 1) { hs_log_error("forward", "sequence %d is empty — give at least one token", s); return HS_EBADINPUT; }
-        if ((int64_t)pos0 + q->n > c->n_ctx) {
-            hs_log_error("forward", "sequence %d needs %d positions but the model's context is n_ctx=%d — shorten the prompt",
-                         s, pos0 + q->n, c->n_ctx);
-            return HS_EBADINPUT;
-        }
-        if (q->cache && pos0 + q->n > q->cache->cap) {
-            hs_log_error("forward", "sequence %d overflows its KV cache (%d positions) — allocate a larger cache", s, q->cache->cap);
-            return HS_EBADINPUT;
-        }
         if (q->cache && q->cache->g != g) {
             hs_log_error("forward", "sequence %d's KV cache belongs to another GPU context — allocate it with this one", s);
             return HS_EBADINPUT;
         }
-        for (int i = 0; i < q->n; i++)
-            if (q->ids[i] < 0 || q->ids[i] >= c->vocab_size) {
-                hs_log_error("forward", "token id %d at position %d of sequence %d is outside the vocabulary 0..%d",
-                             q->ids[i], i, s, c->vocab_size - 1);
-                return HS_EBADINPUT;
-            }
+        hs_status st = rt_check_sequence(&g->m->cfg, s, q->ids, q->n, q->cache ? q->cache->len : 0, q->cache ? q->cache->cap : -1);
+        if (st != HS_OK) return st;
     }
     return HS_OK;
 }
