@@ -26,6 +26,17 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+
+/* The end of both kernels: the threads holding row totals (holder) add them into the block's
+ * shared blk (double atomics), then one thread per metric adds the block's into out (this head's
+ * PROBE_M_N sums). Every thread of the block must call it. */
+__device__ __forceinline__ void add_block_totals(const double *dtot, bool holder, double *blk, double *out) {
+    __syncthreads();
+    if (holder)
+        for (int m = 0; m < PROBE_M_N; m++) atomicAdd(&blk[m], dtot[m]);
+    __syncthreads();
+    if (threadIdx.x < PROBE_M_N) atomicAdd(&out[threadIdx.x], blk[threadIdx.x]);
+}
 }
 
 __global__ void __launch_bounds__(128) stats_kernel(const float *q, int ldq, const float *k, int ldk, const float *lse,
@@ -111,11 +122,7 @@ __global__ void __launch_bounds__(128) stats_kernel(const float *q, int ldq, con
             dtot[PROBE_M_DUPLICATE] += du; dtot[PROBE_M_INDUCTION] += in;
         }
     }
-    __syncthreads();
-    if (lane == 0)
-        for (int m = 0; m < PROBE_M_N; m++) atomicAdd(&blk[m], dtot[m]);
-    __syncthreads();
-    if (threadIdx.x < PROBE_M_N) atomicAdd(&sums[(size_t)h * PROBE_M_N + threadIdx.x], blk[threadIdx.x]);
+    add_block_totals(dtot, lane == 0, blk, sums + (size_t)h * PROBE_M_N);
 }
 
 /* The bf16 mode's statistics (ev->bf16): the scores are recomputed exactly as the tensor-core
@@ -216,11 +223,7 @@ __global__ void __launch_bounds__(256) stats_tc_kernel(const float *q, int ldq, 
             dtot[PROBE_M_DUPLICATE] += dup[r]; dtot[PROBE_M_INDUCTION] += ind[r];
         }
     }
-    __syncthreads();
-    if (quad == 0)
-        for (int m = 0; m < PROBE_M_N; m++) atomicAdd(&blk[m], dtot[m]);
-    __syncthreads();
-    if (threadIdx.x < PROBE_M_N) atomicAdd(&sums[(size_t)h * PROBE_M_N + threadIdx.x], blk[threadIdx.x]);
+    add_block_totals(dtot, quad == 0, blk, sums + (size_t)h * PROBE_M_N);
 }
 
 template <int HD>
