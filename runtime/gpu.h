@@ -62,9 +62,11 @@ typedef struct {
     bool f32_bf16_weights;/* diagnostics, RT_GPU_F32 only: fp32 arithmetic on weight matrices rounded
                            * to bf16, which separates the bf16 mode's weight quantisation (a property
                            * of an fp32 checkpoint) from its arithmetic error */
-    bool mlp_unfused;     /* bf16 modes: run the MLP activation and the bf16 conversion of its output as
-                           * separate kernels (as when an mlp hook is requested) instead of the fused
-                           * pass; the same bits either way (tests compare them) */
+    bool unfused;         /* bf16 modes: run every fused step as separate kernels, as when hooks watch
+                           * the tensors in between (residual add + output bias + norm + bf16
+                           * conversion; gpt2's QKV bias + split + bf16 K/V copies; the MLP activation
+                           * + conversion). The same bits, except the fused MLP's GELU, evaluated in
+                           * float instead of double (within one bf16 rounding; tests compare them) */
     bool profile;         /* time every kernel and copy with CUDA events (rt_cuda_profile.cu; serialises
                            * the host with the GPU): rt_cuda_profile_report prints the totals */
     bool no_weights;      /* a context only (device, stream, cuBLAS, memory, the rt_gpu_calc_* kernels):
@@ -113,6 +115,7 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
 
 typedef struct {
     int layer, seq;           /* one event per (layer, sequence), after that layer's attention */
+    int n_seqs;               /* sequences in the batch: events of a layer come for seq = 0..n_seqs-1 in order */
     int T, pos0;              /* query rows; absolute position of row 0 (keys are 0..pos0+T-1) */
     int n_heads, n_kv_heads, d_head;
     int window;               /* sliding window (0 = none): key j visible from i iff j <= i, i-j < window */
@@ -126,7 +129,9 @@ typedef struct {
                                * scores behind lse); consumers recompute scores the same way */
     const uint16_t *k16;      /* bf16: (pos0+T, n_kv_heads*d_head) bf16 copy of k, for the kernels */
 } rt_gpu_attn_event;
-/* Pointers are valid only during the call. Queue work on ev->stream; do not synchronise. */
+/* Pointers stay valid until the forward moves on from this layer (after the event of its last
+ * sequence, seq = n_seqs-1): a consumer may keep a layer's events and queue one launch for all of
+ * them at the last. Queue work on ev->stream; do not synchronise. */
 typedef void (*rt_gpu_attn_fn)(const rt_gpu_attn_event *ev, void *user);
 /* Install (fn != NULL) or remove the attention consumer. The stats it sees are the model's own
  * attention: pattern/score interventions of hooked heads do not change q, k or lse. */

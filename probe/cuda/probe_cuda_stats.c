@@ -19,6 +19,13 @@ struct probe_cuda_stats {
     bool *rep;              /* host (max_seqs) */
     double *rows;           /* host (max_seqs, L): counted query rows */
     bool overrun;           /* an event needed more ids than were given */
+    /* device events of the current layer not yet launched (one launch per layer, at its last
+     * sequence): copies of the events and their per-sequence arguments, (max_seqs) each */
+    rt_gpu_attn_event *pend;
+    const int **pend_ids;
+    bool *pend_rep;
+    double **pend_sums;
+    int n_pend;
 };
 
 hs_status probe_cuda_stats_init(rt_gpu *g, int n_layers, int n_heads, int max_seqs, int max_tokens, probe_cuda_stats **out) {
@@ -33,6 +40,10 @@ hs_status probe_cuda_stats_init(rt_gpu *g, int n_layers, int n_heads, int max_se
     s->n_ids = hs_xcalloc((size_t)max_seqs, sizeof *s->n_ids);
     s->rep = hs_xcalloc((size_t)max_seqs, sizeof *s->rep);
     s->rows = hs_xcalloc((size_t)max_seqs * n_layers, sizeof *s->rows);
+    s->pend = hs_xcalloc((size_t)max_seqs, sizeof *s->pend);
+    s->pend_ids = hs_xcalloc((size_t)max_seqs, sizeof *s->pend_ids);
+    s->pend_rep = hs_xcalloc((size_t)max_seqs, sizeof *s->pend_rep);
+    s->pend_sums = hs_xcalloc((size_t)max_seqs, sizeof *s->pend_sums);
     *out = s;
     return HS_OK;
 }
@@ -42,6 +53,7 @@ void probe_cuda_stats_free(probe_cuda_stats *s) {
     rt_gpu_mem_free(s->g, s->ids);
     rt_gpu_mem_free(s->g, s->sums);
     free(s->n_ids); free(s->rep); free(s->rows);
+    free(s->pend); free(s->pend_ids); free(s->pend_rep); free(s->pend_sums);
     free(s);
 }
 
@@ -60,6 +72,7 @@ hs_status probe_cuda_stats_begin(probe_cuda_stats *s, int n_seqs, const int *con
         }
     s->n_seqs = n_seqs;
     s->overrun = false;
+    s->n_pend = 0;
     for (int i = 0; i < n_seqs; i++) {
         rt_gpu_mem_upload(s->g, s->ids + (size_t)i * s->max_tokens, ids[i], (size_t)n_ids[i] * sizeof(int));
         s->n_ids[i] = n_ids[i];
@@ -71,6 +84,14 @@ hs_status probe_cuda_stats_begin(probe_cuda_stats *s, int n_seqs, const int *con
     return HS_OK;
 }
 
+#ifdef HS_HAVE_CUDA
+static void flush_pending(probe_cuda_stats *s) {
+    const char *err = probe_cuda_stats_launch_batch(s->pend, s->n_pend, s->pend_ids, s->pend_rep, s->pend_sums);
+    if (err) rt_gpu_note_error(s->g, "head statistics kernel", err);
+    s->n_pend = 0;
+}
+#endif
+
 void probe_cuda_stats_on_attn(const rt_gpu_attn_event *ev, void *user) {
     probe_cuda_stats *s = user;
     if (ev->seq >= s->n_seqs || ev->layer >= s->L || ev->n_heads != s->H) return;
@@ -80,13 +101,21 @@ void probe_cuda_stats_on_attn(const rt_gpu_attn_event *ev, void *user) {
     s->rows[(size_t)ev->seq * s->L + ev->layer] += ev->T - (ev->pos0 == 0 ? 1 : 0);   /* the BOS query is skipped */
     if (ev->emulated) { probe_cuda_stats_ref(ev, ids, s->rep[ev->seq], sums); return; }
 #ifdef HS_HAVE_CUDA
-    const char *err = probe_cuda_stats_launch(ev, ids, s->rep[ev->seq], sums);
-    if (err) rt_gpu_note_error(s->g, "head statistics kernel", err);
+    /* queue the layer's events and launch them together at its last sequence (the event's
+     * pointers stay valid until then: runtime/gpu.h) */
+    if (s->n_pend > 0 && s->pend[0].layer != ev->layer) s->n_pend = 0;   /* from a forward that stopped part-way: dropped */
+    s->pend[s->n_pend] = *ev;
+    s->pend_ids[s->n_pend] = ids;
+    s->pend_rep[s->n_pend] = s->rep[ev->seq];
+    s->pend_sums[s->n_pend] = sums;
+    s->n_pend++;
+    if (ev->seq + 1 >= ev->n_seqs || s->n_pend >= s->max_seqs) flush_pending(s);
 #endif
 }
 
 hs_status probe_cuda_stats_end(probe_cuda_stats *s, probe_head_sums *out) {
     rt_gpu_set_attn_hook(s->g, NULL, NULL);
+    s->n_pend = 0;   /* left only by a forward that failed part-way through a layer: its buffers are gone */
     size_t n = (size_t)s->n_seqs * s->L * s->H;
     double *h = hs_xmalloc(n * PROBE_M_N * sizeof(double));
     hs_status st = rt_gpu_mem_download(s->g, h, s->sums, n * PROBE_M_N * sizeof(double));

@@ -50,6 +50,11 @@ void probe_cuda_stats_ref(const rt_gpu_attn_event *ev, const int *ids, bool has_
 /* The kernel (probe_cuda_stats_kernel.cu, CUDA builds only): the same on device memory, queued on
  * ev->stream. Returns NULL, or a static text describing a launch failure. */
 const char *probe_cuda_stats_launch(const rt_gpu_attn_event *ev, const int *ids, bool has_repeat, double *sums);
+/* The events of one layer at once (n events of the same shapes, mode and stream; ids[i],
+ * has_repeat[i], sums[i] per event): bf16 events share launches (grid over sequences), so a
+ * batch of short sequences fills the GPU. NULL or a static error text. */
+const char *probe_cuda_stats_launch_batch(const rt_gpu_attn_event *evs, int n, const int *const *ids,
+                                          const bool *has_repeat, double *const *sums);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,8 @@
  *   one block = 128 query rows of one head of one sequence, 8 warps × 16 rows; key tiles of 64.
  *   Q fragments stay in registers for the whole loop (rt_mma_load_q); each tile's K and V come
  *   from the bf16 copies the orchestration made (k16/v16: half the bytes of fp32, 16-byte loads)
- *   into shared memory; S = Q·Kᵀ and O += P·V are mma.m16n8k16 with fp32 accumulation (fragment
+ *   into shared memory, double-buffered with cp.async (the next tile loads while this one
+ *   computes); S = Q·Kᵀ (K fragments by ldmatrix) and O += P·V are mma.m16n8k16 with fp32 accumulation (fragment
  *   layouts: rt_cuda_mma.h), P going from the score accumulators to the A operand in registers and
  *   V's fragments coming from ldmatrix.trans. A warp skips the products of a tile that lies wholly
  *   after its last query (causal) or before its first query's window; it still helps load.
@@ -19,35 +20,89 @@
  * m = −inf and contributes nothing (sliding windows).
  * HD ∈ {16, 32, 64, 128}: rt_cuda_attention_bf16_supported(); the orchestration uses the fp32
  * kernel for any other head size.
- * Shared memory: 2·64·(HD+8)·2 bytes (K and V tiles) = 34 KB at HD 128, under the 48 KB default.
+ * Softmax cost: tiles wholly visible to all of a warp's rows (most of them) skip the masks and fold
+ * the scale into the exponent's fma (softmax_step<HD, false>); only tiles on the diagonal or a
+ * window edge test each element. 2^x is ex2.approx (rt_mma_exp2).
+ * Shared memory (dynamic): 2 stages × (K + V) × 64·(HD+8)·2 bytes = 36 KB at HD 64, 69.6 KB at
+ * HD 128 (opted in above the 48 KB default).
  */
 #include "rt_cuda_internal.h"
 #include "rt_cuda_mma.h"
 #include <math.h>
 
 namespace {
-constexpr int kBQ = 128, kBK = 64, kWarps = 8;
+constexpr int kBK = 64;
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 }
 
-template <int HD>
-__global__ void __launch_bounds__(256) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
+/* One key tile's online-softmax step for a warp's 16 rows: s (the tile's raw scores) becomes p,
+ * m, l and o are rescaled. kMasked: the tile crosses the causal diagonal, a window edge, the end
+ * of the keys or the block's last rows — every element is tested; otherwise (most tiles, the
+ * caller decides warp-uniformly) the scale folds into one fma per element and nothing is tested. */
+template <int HD, bool kMasked>
+__device__ __forceinline__ void softmax_step(float s[8][4], float o[HD / 8][4], float m[2], float l[2], int w_first, int wn,
+                                             int group, int k0, int k_end, int window, int quad, float sc2) {
+    float tmax[2] = { -INFINITY, -INFINITY };
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1;
+            if (kMasked) {
+                int j = k0 + n * 8 + 2 * quad + (e & 1), p = w_first + group + 8 * r;   /* the row's position */
+                bool ok = group + 8 * r < wn && j < k_end && j <= p && (window <= 0 || p - j < window);
+                s[n][e] = ok ? s[n][e] * sc2 : -INFINITY;
+            }
+            tmax[r] = fmaxf(tmax[r], s[n][e]);
+        }
+    float alpha[2], msub[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+        float mn = fmaxf(m[r], kMasked ? tmax[r] : tmax[r] * sc2);   /* sc2 > 0: the max commutes with the scale */
+        alpha[r] = m[r] == -INFINITY ? 0.0f : rt_mma_exp2(m[r] - mn);   /* nothing accumulated yet: o, l are 0 */
+        m[r] = mn;
+        l[r] *= alpha[r];
+        msub[r] = mn == -INFINITY ? 0.0f : mn;        /* a row with nothing visible yet: every p is 2^−inf = 0 */
+    }
+#pragma unroll
+    for (int n = 0; n < HD / 8; n++) {
+        o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+    }
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int r = e >> 1;
+            float p = kMasked ? rt_mma_exp2(s[n][e] - msub[r]) : rt_mma_exp2(fmaf(s[n][e], sc2, -msub[r]));
+            s[n][e] = p;
+            l[r] += p;
+        }
+}
+
+template <int HD, int kBQ>
+__global__ void __launch_bounds__(kBQ * 2, kBQ == 128 ? (HD <= 64 ? 2 : 1) : (HD <= 64 ? 3 : 2)) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                                                        const rt_cuda_seq *seqs, int H, int KV, int window, float scale) {
     const rt_cuda_seq sq = seqs[blockIdx.z];
-    const int q0 = blockIdx.x * kBQ;
+    /* heaviest blocks first: under the causal mask a block's work grows with q0, so the last
+     * query blocks are launched first and the short ones fill in behind them (no long tail) */
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kBQ;
     if (q0 >= sq.T) return;                           /* whole block leaves together */
     const int h = blockIdx.y, g = h / (H / KV);
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, group = lane >> 2, quad = lane & 3;
     const int nq = min(kBQ, sq.T - q0);
     constexpr int kLd = HD + 8;                       /* smem row stride: 16-byte rows, conflict-free fragments */
-    __shared__ __align__(16) __nv_bfloat16 Ks[kBK * kLd];
-    __shared__ __align__(16) __nv_bfloat16 Vs[kBK * kLd];
+    constexpr int kTile = kBK * kLd;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* [2][kBK][kLd]: two stages */
+    __nv_bfloat16 *Vs = Ks + 2 * kTile;                                 /* [2][kBK][kLd] */
 
     /* this warp's rows: wr0 = 16w within the block; the lane's two rows are group and group+8 */
     const int wr0 = w * 16, wn = max(0, min(16, nq - wr0));
     uint32_t qa[HD / 16][4];
     rt_mma_load_q<HD>(qa, q + (size_t)sq.off * ldq, (size_t)ldq, q0 + wr0, wn, h * HD, group, quad);
-    const int pr[2] = { sq.pos0 + q0 + wr0 + group, sq.pos0 + q0 + wr0 + group + 8 };   /* absolute positions */
     const bool rv[2] = { group < wn, group + 8 < wn };
     const int w_last = sq.pos0 + q0 + wr0 + wn - 1;  /* the warp's last query position (wn = 0: none) */
     const int w_first = sq.pos0 + q0 + wr0;
@@ -63,71 +118,52 @@ __global__ void __launch_bounds__(256) attn_tc_kernel(float *z, int ldz, float *
     for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };
 
-    for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
-        __syncthreads();                              /* previous tile consumed */
-        rt_mma_load_tile16<HD>(Ks, kLd, sq.k16, ld16, g * HD, k0, k_end);
-        rt_mma_load_tile16<HD>(Vs, kLd, sq.v16, ld16, g * HD, k0, k_end);
-        __syncthreads();
+    /* double buffering: tile t is in stage t & 1; the load of tile t+1 is in flight while tile t's
+     * products run. The barrier at the end of an iteration keeps a stage from being overwritten
+     * while a warp still reads it. */
+    rt_mma_load_tile16_async<HD>(Ks, kLd, sq.k16, ld16, g * HD, k_begin, k_end);
+    rt_mma_load_tile16_async<HD>(Vs, kLd, sq.v16, ld16, g * HD, k_begin, k_end);
+    rt_mma_async_commit();
+    int stage = 0;
+    for (int k0 = k_begin; k0 < k_end; k0 += kBK, stage ^= 1) {
+        if (k0 + kBK < k_end) {
+            rt_mma_load_tile16_async<HD>(Ks + (stage ^ 1) * kTile, kLd, sq.k16, ld16, g * HD, k0 + kBK, k_end);
+            rt_mma_load_tile16_async<HD>(Vs + (stage ^ 1) * kTile, kLd, sq.v16, ld16, g * HD, k0 + kBK, k_end);
+        }
+        rt_mma_async_commit();                        /* possibly empty: keeps the group count uniform */
+        rt_mma_async_wait<1>();                       /* tile k0 has landed (this thread's part) */
+        __syncthreads();                              /* ... and everyone's */
+        const __nv_bfloat16 *Kt = Ks + stage * kTile, *Vt = Vs + stage * kTile;
         /* warp-uniform skips: no rows, a tile wholly after the warp's last query (causal), or wholly
          * before its first query's window */
-        if (wn == 0 || k0 > w_last || (window > 0 && k0 + kBK - 1 <= w_first - window)) continue;
-
-        float s[8][4];
-        rt_mma_scores<HD>(s, qa, Ks, kLd, group, quad);
-
-        /* mask, scale to base 2, row max over the tile (this lane's columns, then its group) */
-        float tmax[2] = { -INFINITY, -INFINITY };
+        if (!(wn == 0 || k0 > w_last || (window > 0 && k0 + kBK - 1 <= w_first - window))) {
+            float s[8][4];
+            rt_mma_scores<HD>(s, qa, Kt, kLd, lane);
+            /* unmasked: all 16 rows valid, every key of the tile at or before the warp's first
+             * query and inside its last query's window */
+            bool full = wn == 16 && k0 + kBK - 1 <= w_first && (window <= 0 || w_last - k0 < window);
+            if (full) softmax_step<HD, false>(s, o, m, l, w_first, wn, group, k0, k_end, window, quad, sc2);
+            else softmax_step<HD, true>(s, o, m, l, w_first, wn, group, k0, k_end, window, quad, sc2);
+            /* P·V for each 16-key step: the score accumulators are the A fragments */
 #pragma unroll
-        for (int n = 0; n < 8; n++)
+            for (int kk = 0; kk < 4; kk++) {
+                uint32_t pa[4];
+                pa[0] = rt_mma_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+                pa[1] = rt_mma_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+                pa[2] = rt_mma_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pa[3] = rt_mma_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, j = k0 + n * 8 + 2 * quad + (e & 1), p = pr[r];
-                bool ok = rv[r] && j < k_end && j <= p && (window <= 0 || p - j < window);
-                float v = ok ? s[n][e] * sc2 : -INFINITY;
-                s[n][e] = v;
-                tmax[r] = fmaxf(tmax[r], v);
-            }
-        float alpha[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
-            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
-            float mn = fmaxf(m[r], tmax[r]);
-            alpha[r] = m[r] == -INFINITY ? 0.0f : exp2f(m[r] - mn);   /* nothing accumulated yet: o, l are 0 */
-            m[r] = mn;
-            l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
-        }
-        /* p = 2^(s₂ − m) (masked: 0), partial row sums, and P·V for each 16-key step */
-#pragma unroll
-        for (int n = 0; n < 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1;
-                float p = s[n][e] == -INFINITY ? 0.0f : exp2f(s[n][e] - m[r]);
-                s[n][e] = p;
-                l[r] += p;
-            }
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) {
-            uint32_t pa[4];
-            pa[0] = rt_mma_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = rt_mma_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = rt_mma_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = rt_mma_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-            for (int n = 0; n < HD / 8; n += 2) {
-                uint32_t b[4];
-                rt_mma_ldmatrix_v(b, Vs, kLd, kk, n, lane);
-                rt_mma_bf16_16816(o[n], pa, b);
-                rt_mma_bf16_16816(o[n + 1], pa, b + 2);
+                for (int n = 0; n < HD / 8; n += 2) {
+                    uint32_t b[4];
+                    rt_mma_ldmatrix_v(b, Vt, kLd, kk, n, lane);
+                    rt_mma_bf16_16816(o[n], pa, b);
+                    rt_mma_bf16_16816(o[n + 1], pa, b + 2);
+                }
             }
         }
+        __syncthreads();                              /* stage consumed before the next prefetch overwrites it */
     }
+    rt_mma_async_wait<0>();
 
     /* the group's partial sums -> row sums; write z and lse */
 #pragma unroll
@@ -150,24 +186,30 @@ __global__ void __launch_bounds__(256) attn_tc_kernel(float *z, int ldz, float *
     }
 }
 
-template <int HD>
+template <int HD, int kBQ>
 static void launch_attn_tc(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                            const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int window, float scale) {
+    constexpr int kSmem = 4 * kBK * (HD + 8) * (int)sizeof(__nv_bfloat16);   /* K and V, two stages each */
+    static bool optin;   /* past the 48 KB default at HD 128 (69.6 KB): once per instantiation */
+    if (kSmem > 48 * 1024 && !optin) {
+        cudaError_t e = cudaFuncSetAttribute(attn_tc_kernel<HD, kBQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+        if (e != cudaSuccess) { rt_cuda_note(c, "attention_bf16", cudaGetErrorString(e)); return; }
+        optin = true;
+    }
     dim3 grid((unsigned)((T_max + kBQ - 1) / kBQ), (unsigned)H, (unsigned)n_seqs);
-    attn_tc_kernel<HD><<<grid, kWarps * 32, 0, c->stream>>>(z, ldz, lse, ldlse, q, ldq, seqs, H, KV, window, scale);
+    attn_tc_kernel<HD, kBQ><<<grid, kBQ * 2, kSmem, c->stream>>>(z, ldz, lse, ldlse, q, ldq, seqs, H, KV, window, scale);
     rt_cuda_after_launch(c, "attention_bf16");
 }
-
 void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                               const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window,
                               float scale) {
     if (n_seqs <= 0 || T_max <= 0) return;
     if (n_seqs > 65535 || H > 65535) { rt_cuda_note(c, "attention_bf16", "more than 65535 sequences or heads in one launch"); return; }
     switch (HD) {
-    case 16: launch_attn_tc<16>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
-    case 32: launch_attn_tc<32>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
-    case 64: launch_attn_tc<64>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
-    case 128: launch_attn_tc<128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 16: launch_attn_tc<16, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 32: launch_attn_tc<32, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 64: launch_attn_tc<64, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 128: launch_attn_tc<128, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
     default: rt_cuda_note(c, "attention_bf16", "head_dim must be 16, 32, 64 or 128 (the orchestration uses the fp32 kernel otherwise)");
     }
 }

@@ -226,7 +226,7 @@ static const rt_cuda_ops k_device_ops = {
     d_alloc, d_free, d_upload, d_download, d_zero, d_mem_info, d_host_alloc, d_host_free,
     rt_cuda_k_copy2d, rt_cuda_k_gather_rows, rt_cuda_k_add, rt_cuda_k_add_bias, rt_cuda_k_norm, rt_cuda_k_rope,
     rt_cuda_k_gelu, rt_cuda_k_swiglu, rt_cuda_k_to_bf16, rt_cuda_k_to_bf16_split, rt_cuda_k_bias_gelu_bf16,
-    rt_cuda_k_swiglu_bf16, d_gemm,
+    rt_cuda_k_swiglu_bf16, rt_cuda_k_add_norm_bf16, rt_cuda_k_qkv_split, d_gemm,
     rt_cuda_k_attention, rt_cuda_k_attention_bf16, rt_cuda_k_mask_scores, rt_cuda_k_softmax_rows,
     rt_cuda_k_target_dots, rt_cuda_k_rank_count,
 };

@@ -13,6 +13,11 @@
  * bf16 mode: weight matrices are bf16; every GEMM input is split just before its GEMM into a bf16
  * hi + lo pair (see gemm_in) — or, opts.bf16_single_pass, rounded to bf16 once; GEMM outputs, the
  * residual stream and everything else are fp32.
+ * bf16 fusion (unless opts.unfused): wherever no hook wants the tensors in between, element-wise
+ * steps run as single passes (rt_cuda_fused.cu): the residual add + the block's output bias + the
+ * next norm + the bf16 conversion of the next GEMM's input (resid_step), gpt2's QKV bias + split +
+ * bf16 K/V copies, and the MLP activation + conversion. The fp32 mode always runs the unfused
+ * kernels, so its exactness against the CPU runtime is untouched.
  */
 #include "rt_cuda_ops.h"
 #include "runtime/arena.h"
@@ -45,7 +50,7 @@ struct rt_gpu {
     rt_cuda_dtype wt;           /* dtype of the weight matrices and GEMM inputs */
     bool split;                 /* bf16: activations enter GEMMs as a hi + lo bf16 pair (see gemm_in) */
     bool attn_bf16;             /* bf16 mode, supported head size, not opts.attn_fp32: tensor-core attention */
-    bool mlp_unfused;           /* opts.mlp_unfused: keep the MLP activation and bf16 conversion apart */
+    bool unfused;               /* opts.unfused: every step as its own kernel, as when hooks watch it */
     size_t wsz;                 /* bytes per weight element */
     void *wblock; size_t wbytes;
     const void *tok_embed;      /* (V, D) wt */
@@ -332,7 +337,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     g->wsz = g->wt == RT_CUDA_F32 ? sizeof(float) : sizeof(uint16_t);
     g->split = g->wt == RT_CUDA_BF16 && !o->bf16_single_pass;
     g->attn_bf16 = o->dtype == RT_GPU_BF16 && !o->attn_fp32 && rt_cuda_attention_bf16_supported(m->cfg.d_head);
-    g->mlp_unfused = o->mlp_unfused;
+    g->unfused = o->unfused;
     hs_arena_init(&g->host, 1u << 16);
     st = ops->ctx_init(o->device, o->dtype == RT_GPU_F32, &g->ctx);
     if (st != HS_OK) { g->ctx = NULL; rt_gpu_free(g); return st; }
@@ -608,16 +613,29 @@ static const float *seq_k(const rt_gpu *g, const batch_view *bv, const run_bufs 
 
 #define TRY(expr) do { hs_status st_ = (expr); if (st_ != HS_OK) return st_; } while (0)
 
-static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) {
+/* Attention of layer l on the GEMM input xin (ln1's output, see resid_step) into b->ao; with
+ * skip_bias the output projection's bias is left out (resid_step's fused pass adds it). */
+static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b, gin xin, bool skip_bias) {
     const rt_cuda_ops *ops = g->ops;
     rt_cuda_ctx *cx = g->ctx;
     const rt_config *c = &g->m->cfg;
     const dlayer *L = &g->layers[l];
     int N = bv->N, D = c->d_model, H = c->n_heads, KV = c->n_kv_heads, HD = c->d_head;
     int QD = H * HD, KD = KV * HD;
+    bool any_cache = false;
+    for (int s = 0; s < bv->n_seqs; s++) any_cache |= bv->seqs[s].cache != NULL;
 
-    gin xin = gemm_in(g, b, b->xn, (size_t)N * D);
-    if (L->qkv.w) {                                   /* gpt2: one Conv1D, then split q|k|v */
+    bool kv16_made = false;                           /* b->k16 / b->v16 already hold bf16(k), bf16(v) */
+    if (L->qkv.w && g->wt == RT_CUDA_BF16 && !g->unfused) {
+        /* gpt2, fused: bias + split in one pass, and the tensor-core attention's bf16 K/V copies with
+         * it when nothing may change k or v before attention (a hook on q/k/v may edit them; with a
+         * cache the copies come from the cache) */
+        bool kv16 = g->attn_bf16 && !any_cache && !rt_hook_spec_wants(bv->spec, RT_HOOK_Q, l, -1) &&
+                    !rt_hook_spec_wants(bv->spec, RT_HOOK_K, l, -1) && !rt_hook_spec_wants(bv->spec, RT_HOOK_V, l, -1);
+        linear_nobias(g, &L->qkv, xin, D, N, b->qkv);
+        ops->qkv_split(cx, b->qkv, L->qkv.b, N, QD, KD, b->q, b->k, b->v, kv16 ? b->k16 : NULL, kv16 ? b->v16 : NULL);
+        kv16_made = kv16;
+    } else if (L->qkv.w) {                            /* gpt2: one Conv1D, then split q|k|v */
         linear(g, &L->qkv, xin, D, N, b->qkv);
         ops->copy2d(cx, b->q, QD, b->qkv, 3 * D, N, D);
         ops->copy2d(cx, b->k, KD, b->qkv + D, 3 * D, N, D);
@@ -644,9 +662,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
         ops->copy2d(cx, kv->v + at, KD, b->v + (size_t)bv->off[s] * KD, KD, bv->seqs[s].n, KD);
     }
 
-    if (g->attn_bf16) {   /* the tensor-core kernel reads bf16 copies of k and v (half the bytes, 16-byte loads) */
-        bool any_cache = false;
-        for (int s = 0; s < bv->n_seqs; s++) any_cache |= bv->seqs[s].cache != NULL;
+    if (g->attn_bf16 && !kv16_made) {   /* the tensor-core kernel reads bf16 copies of k and v (half the bytes, 16-byte loads) */
         if (!any_cache) {   /* koff16 = off: one conversion each */
             ops->to_bf16(cx, b->k16, b->k, (size_t)N * KD);
             ops->to_bf16(cx, b->v16, b->v, (size_t)N * KD);
@@ -665,7 +681,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
         for (int s = 0; s < bv->n_seqs; s++) {
             rt_gpu_attn_event ev;
             memset(&ev, 0, sizeof ev);
-            ev.layer = l; ev.seq = s; ev.T = bv->seqs[s].n; ev.pos0 = bv->pos0[s];
+            ev.layer = l; ev.seq = s; ev.n_seqs = bv->n_seqs; ev.T = bv->seqs[s].n; ev.pos0 = bv->pos0[s];
             ev.n_heads = H; ev.n_kv_heads = KV; ev.d_head = HD; ev.window = c->sliding_window; ev.scale = scale;
             ev.q = b->q + (size_t)bv->off[s] * QD; ev.ldq = QD;
             ev.k = seq_k(g, bv, b, l, s, false); ev.ldk = KD;
@@ -697,11 +713,12 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
     TRY(fire_heads(g, bv, RT_HOOK_Z, l, b->z, H, HD, b->scratch));
 
     if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
-        linear(g, &L->o, gemm_in(g, b, b->z, (size_t)N * QD), QD, N, b->ao);
+        (skip_bias ? linear_nobias : linear)(g, &L->o, gemm_in(g, b, b->z, (size_t)N * QD), QD, N, b->ao);
         return HS_OK;
     }
     /* hook_result, as forward.c: hooked heads are projected one by one (and may be edited); the
-     * rest go through one GEMM with the hooked heads' z zeroed. */
+     * rest go through one GEMM with the hooked heads' z zeroed. The bias stays here (plan_step). */
+    HS_ASSERT(!skip_bias);
     ops->copy2d(cx, b->zm, QD, b->z, QD, N, QD);
     for (int h = 0; h < H; h++)
         if (rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, h)) ops->copy2d(cx, b->zm + (size_t)h * HD, QD, b->zeros, 0, N, HD);
@@ -723,17 +740,19 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
     return HS_OK;
 }
 
-static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) {
+/* The MLP of layer l on the GEMM input xin (ln2's output) into b->ao; with skip_bias the down
+ * projection's bias is left out (resid_step's fused pass adds it). */
+static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b, gin xin, bool skip_bias) {
     const rt_cuda_ops *ops = g->ops;
     const rt_config *c = &g->m->cfg;
     const dlayer *L = &g->layers[l];
     int N = bv->N, D = c->d_model, F = c->d_mlp;
     size_t NF = (size_t)N * F;
-    gin xin = gemm_in(g, b, b->xn, (size_t)N * D);
-    if (g->wt == RT_CUDA_BF16 && !g->mlp_unfused && !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_PRE, l, -1) &&
+    void (*down)(rt_gpu *, const dlinear *, gin, int, int, float *) = skip_bias ? linear_nobias : linear;
+    if (g->wt == RT_CUDA_BF16 && !g->unfused && !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_PRE, l, -1) &&
         !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_POST, l, -1)) {
-        /* no hook needs the fp32 activations: activation and bf16 conversion in one pass (the same
-         * bits as the unfused path below; rt_cuda_fused.cu) */
+        /* no hook needs the fp32 activations: activation and bf16 conversion in one pass
+         * (rt_cuda_fused.cu; GELU in float there, in double below) */
         gin h = { b->xg, g->split ? b->xg_lo : NULL };
         if (c->arch == RT_ARCH_GPT2) {
             linear_nobias(g, &L->up, xin, D, N, b->hid);
@@ -743,7 +762,7 @@ static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) 
             linear(g, &L->up, xin, D, N, b->hid);
             ops->swiglu_bf16(g->ctx, b->hid, b->gate, NF, b->xg, h.lo ? b->xg_lo : NULL);
         }
-        linear(g, &L->down, h, F, N, b->ao);
+        down(g, &L->down, h, F, N, b->ao);
         return HS_OK;
     }
     if (c->arch == RT_ARCH_GPT2) {
@@ -757,7 +776,7 @@ static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b) 
         ops->swiglu(g->ctx, b->hid, b->gate, NF);
     }
     TRY(fire_rows(g, bv, RT_HOOK_MLP_POST, l, b->hid, F));
-    linear(g, &L->down, gemm_in(g, b, b->hid, NF), F, N, b->ao);
+    down(g, &L->down, gemm_in(g, b, b->hid, NF), F, N, b->ao);
     return HS_OK;
 }
 
@@ -784,6 +803,85 @@ static hs_status logits_stage(rt_gpu *g, const batch_view *bv, run_bufs *b, cons
     return HS_OK;
 }
 
+/* A hook point at a layer (l = -1: model-level points); p = RT_HOOK_N: none. */
+typedef struct { rt_hook_point p; int l; } hook_at;
+
+static bool wants(const batch_view *bv, hook_at h) { return rt_hook_spec_wants(bv->spec, h.p, h.l, -1); }
+
+/* How one residual step (resid_step) runs: which of its parts go into the one add_norm_bf16 pass.
+ * Each part can join only when no hook watches a tensor it would skip. */
+typedef struct {
+    bool fused;   /* norm + bf16 conversion of its output (nothing wants the fp32 normalised rows) */
+    bool add;     /* ... and the residual add (nothing wants the updated stream before the norm) */
+    bool bias;    /* ... and the block's output bias (nothing wants the block's output): the block skips it */
+} step_plan;
+
+/* bias_movable: the block can leave its output bias out (not so under hook_result, where the bias
+ * is added before the hooked heads' results, as forward.c does). */
+static step_plan plan_step(const rt_gpu *g, const batch_view *bv, bool has_y, hook_at yh, const hook_at *xh, int nx,
+                           hook_at nh, bool bias_movable) {
+    step_plan p = { false, false, false };
+    if (g->wt != RT_CUDA_BF16 || g->unfused || wants(bv, nh)) return p;
+    p.fused = true;
+    bool xw = false;
+    for (int i = 0; i < nx; i++) xw |= wants(bv, xh[i]);
+    p.add = has_y && !xw;
+    p.bias = p.add && bias_movable && !wants(bv, yh);
+    return p;
+}
+
+/* One residual step, in forward.c's order: y (N, D), the output of the block just run (NULL before
+ * the first layer), has its bias; hook yh fires on it; x += y; hooks xh[0..nx) fire on x; xn =
+ * norm nm of x; hook nh fires on xn; *next (when next != NULL) = xn as the next block's GEMM input.
+ * Unfused (plan p all false): those kernels one by one. Fused: the parts in p run as one
+ * add_norm_bf16 pass — the bias (`bias`, which the block then skipped; NULL when p.bias is false
+ * or there is none), the add, the norm and the bf16 pair of xn straight into b->xg / b->xg_lo.
+ * That pair lives until the next gemm_in or fused activation writes xg: each block consumes its
+ * input in its first GEMMs (gpt2 qkv; llama q, k, v; gpt2 up; llama gate, up) before writing xg,
+ * and nothing between the step and the block writes it. xn itself is written only when keep_xn
+ * (the logits gather reads it after ln_final) or the step is not fused. */
+static hs_status resid_step(rt_gpu *g, const batch_view *bv, run_bufs *b, step_plan p, float *y, const float *bias,
+                            hook_at yh, const hook_at *xh, int nx, const dnorm *nm, hook_at nh, bool keep_xn, gin *next) {
+    const rt_cuda_ops *ops = g->ops;
+    const rt_config *c = &g->m->cfg;
+    int N = bv->N, D = c->d_model;
+    bool rms = c->norm == RT_NORM_RMS;
+    HS_ASSERT(!bias || p.bias);
+    if (y && !p.bias) TRY(fire_rows(g, bv, yh.p, yh.l, y, D));
+    if (y && !p.add) { ops->add(g->ctx, b->x, y, (size_t)N * D); y = NULL; }
+    for (int i = 0; i < nx; i++) TRY(fire_rows(g, bv, xh[i].p, xh[i].l, b->x, D));
+    if (p.fused) {
+        gin r = { next ? b->xg : NULL, next && g->split ? b->xg_lo : NULL };
+        ops->add_norm_bf16(g->ctx, b->x, y, bias, keep_xn ? b->xn : NULL, nm->w, nm->b, N, D, rms, c->norm_eps,
+                           (uint16_t *)r.hi, (uint16_t *)r.lo);
+        if (next) *next = r;
+        return HS_OK;
+    }
+    ops->norm(g->ctx, b->xn, b->x, nm->w, nm->b, N, D, rms, c->norm_eps);
+    TRY(fire_rows(g, bv, nh.p, nh.l, b->xn, D));
+    if (next) *next = gemm_in(g, b, b->xn, (size_t)N * D);
+    return HS_OK;
+}
+
+/* The step into layer l (l == n_layers: into ln_final) after y, the previous layer's MLP output
+ * (NULL for l = 0), whose down bias is still to add when p.bias. */
+static hs_status enter_layer(rt_gpu *g, const batch_view *bv, run_bufs *b, int l, step_plan p, gin *next) {
+    int L = g->m->cfg.n_layers;
+    hook_at yh = { RT_HOOK_MLP_OUT, l - 1 }, xh[2], nh;
+    int nx = 0;
+    if (l > 0) xh[nx++] = (hook_at){ RT_HOOK_RESID_POST, l - 1 };
+    if (l < L) xh[nx++] = (hook_at){ RT_HOOK_RESID_PRE, l };
+    nh = l < L ? (hook_at){ RT_HOOK_LN1_NORMALIZED, l } : (hook_at){ RT_HOOK_LN_FINAL, -1 };
+    return resid_step(g, bv, b, p, l > 0 ? b->ao : NULL, p.bias ? g->layers[l - 1].down.b : NULL, yh, xh, nx,
+                      l < L ? &g->layers[l].ln1 : &g->ln_final, nh, l == L, l < L ? next : NULL);
+}
+static step_plan plan_enter(const rt_gpu *g, const batch_view *bv, int l) {
+    int L = g->m->cfg.n_layers;
+    hook_at xh[2] = { { RT_HOOK_RESID_POST, l - 1 }, { RT_HOOK_RESID_PRE, l } };
+    hook_at nh = l < L ? (hook_at){ RT_HOOK_LN1_NORMALIZED, l } : (hook_at){ RT_HOOK_LN_FINAL, -1 };
+    return plan_step(g, bv, l > 0, (hook_at){ RT_HOOK_MLP_OUT, l - 1 }, l > 0 ? xh : xh + 1, (l > 0) + (l < L), nh, true);
+}
+
 static hs_status run_layers(rt_gpu *g, const batch_view *bv, run_bufs *b, const int *lb, int R, float *last_logits) {
     const rt_cuda_ops *ops = g->ops;
     rt_cuda_ctx *cx = g->ctx;
@@ -799,25 +897,18 @@ static hs_status run_layers(rt_gpu *g, const batch_view *bv, run_bufs *b, const 
         TRY(fire_rows(g, bv, RT_HOOK_POS_EMBED, -1, b->ao, D));
         ops->add(cx, b->x, b->ao, ND);
     }
+    gin xin;
+    TRY(enter_layer(g, bv, b, 0, plan_enter(g, bv, 0), &xin));
     for (int l = 0; l < c->n_layers; l++) {
         const dlayer *L = &g->layers[l];
-        bool rms = c->norm == RT_NORM_RMS;
-        TRY(fire_rows(g, bv, RT_HOOK_RESID_PRE, l, b->x, D));
-        ops->norm(cx, b->xn, b->x, L->ln1.w, L->ln1.b, N, D, rms, c->norm_eps);
-        TRY(fire_rows(g, bv, RT_HOOK_LN1_NORMALIZED, l, b->xn, D));
-        TRY(attention_block(g, bv, l, b));
-        TRY(fire_rows(g, bv, RT_HOOK_ATTN_OUT, l, b->ao, D));
-        ops->add(cx, b->x, b->ao, ND);
-        TRY(fire_rows(g, bv, RT_HOOK_RESID_MID, l, b->x, D));
-        ops->norm(cx, b->xn, b->x, L->ln2.w, L->ln2.b, N, D, rms, c->norm_eps);
-        TRY(fire_rows(g, bv, RT_HOOK_LN2_NORMALIZED, l, b->xn, D));
-        TRY(mlp_block(g, bv, l, b));
-        TRY(fire_rows(g, bv, RT_HOOK_MLP_OUT, l, b->ao, D));
-        ops->add(cx, b->x, b->ao, ND);
-        TRY(fire_rows(g, bv, RT_HOOK_RESID_POST, l, b->x, D));
+        hook_at ah = { RT_HOOK_ATTN_OUT, l }, mh = { RT_HOOK_RESID_MID, l }, n2 = { RT_HOOK_LN2_NORMALIZED, l };
+        step_plan pa = plan_step(g, bv, true, ah, &mh, 1, n2, !rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, -1));
+        TRY(attention_block(g, bv, l, b, xin, pa.bias));
+        TRY(resid_step(g, bv, b, pa, b->ao, pa.bias ? L->o.b : NULL, ah, &mh, 1, &L->ln2, n2, false, &xin));
+        step_plan pm = plan_enter(g, bv, l + 1);
+        TRY(mlp_block(g, bv, l, b, xin, pm.bias));
+        TRY(enter_layer(g, bv, b, l + 1, pm, &xin));
     }
-    ops->norm(cx, b->xn, b->x, g->ln_final.w, g->ln_final.b, N, D, c->norm == RT_NORM_RMS, c->norm_eps);
-    TRY(fire_rows(g, bv, RT_HOOK_LN_FINAL, -1, b->xn, D));
     TRY(logits_stage(g, bv, b, lb, R, last_logits));
     return ops->check(cx, "the forward pass");
 }

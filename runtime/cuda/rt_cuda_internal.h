@@ -48,7 +48,7 @@ void rt_cuda_after_launch(rt_cuda_ctx *c, const char *what);
 /* Blocks for a grid-stride loop over n elements with `threads` per block. */
 int rt_cuda_blocks(const rt_cuda_ctx *c, size_t n, int threads);
 
-/* Launchers (rt_cuda_kernels.cu, rt_cuda_attn.cu): contracts in rt_cuda_ops.h. */
+/* Launchers (rt_cuda_kernels.cu, rt_cuda_fused.cu, rt_cuda_attn*.cu, rt_cuda_rank.cu): contracts in rt_cuda_ops.h. */
 void rt_cuda_k_copy2d(rt_cuda_ctx *c, float *dst, int ldd, const float *src, int lds, int rows, int cols);
 void rt_cuda_k_gather_rows(rt_cuda_ctx *c, float *dst, const void *table, rt_cuda_dtype dt, const int *idx, int n, int D);
 void rt_cuda_k_add(rt_cuda_ctx *c, float *x, const float *y, size_t n);
@@ -64,6 +64,10 @@ void rt_cuda_k_to_bf16_split(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const f
 void rt_cuda_k_bias_gelu_bf16(rt_cuda_ctx *c, const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi,
                               uint16_t *lo);
 void rt_cuda_k_swiglu_bf16(rt_cuda_ctx *c, const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo);
+void rt_cuda_k_add_norm_bf16(rt_cuda_ctx *c, float *x, const float *y, const float *b, float *xn, const float *w,
+                             const float *nb, int rows, int D, bool rms, float eps, uint16_t *hi, uint16_t *lo);
+void rt_cuda_k_qkv_split(rt_cuda_ctx *c, const float *qkv, const float *bias, int N, int QD, int KD, float *q, float *k,
+                         float *v, uint16_t *k16, uint16_t *v16);
 void rt_cuda_k_attention(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                          const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int HD, int window, float scale);
 void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
@@ -84,5 +88,50 @@ template <typename V> __device__ __forceinline__ V rt_cuda_warp_sum(V v) {
 __device__ __forceinline__ float rt_cuda_warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+/* ---- the row normalisation shared by norm (rt_cuda_kernels.cu) and add_norm_bf16 (rt_cuda_fused.cu):
+ * one code path, so the fused pass gives the unfused kernel's bits ---- */
+
+/* Threads per row block: the reduction order, hence the bits of the statistics, depend on it. */
+static inline int rt_cuda_norm_threads(int D) { return D >= 1024 ? 512 : D >= 256 ? 256 : D >= 64 ? 64 : 32; }
+
+/* Sum of v over the block (blockDim.x a multiple of 32, <= 1024); every thread gets it.
+ * red: 32 doubles of shared memory. Syncs before writing red, so calls can follow each other. */
+__device__ __forceinline__ double rt_cuda_block_sum_d(double v, double *red) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = rt_cuda_warp_sum(v);
+    __syncthreads();
+    if (lane == 0) red[w] = v;
+    __syncthreads();
+    double t = lane < nw ? red[lane] : 0.0;
+    t = rt_cuda_warp_sum(t);
+    return t;
+}
+
+/* LayerNorm (nb may be NULL) or RMSNorm of one row, by the whole block, statistics in double as
+ * forward.c: LN y = (float)((x-mean)·inv)·w + nb; RMS y = w·(float)(x·inv). xv(j) returns element j
+ * (a float); each thread asks for j = threadIdx.x + k·blockDim.x in increasing k, once per pass.
+ * out(j, y) receives the result. All threads of the block must call it (it synchronises). */
+template <class XV, class OUT>
+__device__ __forceinline__ void rt_cuda_norm_row(XV xv, OUT out, const float *w, const float *nb, int D, bool rms, float eps,
+                                                 double *red) {
+    if (!rms) {
+        double s = 0;
+        for (int j = threadIdx.x; j < D; j += blockDim.x) s += xv(j);
+        double mean = rt_cuda_block_sum_d(s, red) / D;
+        double v = 0;
+        for (int j = threadIdx.x; j < D; j += blockDim.x) { double d = xv(j) - mean; v += d * d; }
+        double var = rt_cuda_block_sum_d(v, red) / D;
+        double inv = 1.0 / sqrt(var + (double)eps);
+        for (int j = threadIdx.x; j < D; j += blockDim.x)
+            out(j, __fadd_rn(__fmul_rn((float)((xv(j) - mean) * inv), w[j]), nb ? nb[j] : 0.0f));
+    } else {
+        double s = 0;
+        for (int j = threadIdx.x; j < D; j += blockDim.x) { float x = xv(j); s += (double)x * x; }
+        double ss = rt_cuda_block_sum_d(s, red);
+        double inv = 1.0 / sqrt(ss / D + (double)eps);
+        for (int j = threadIdx.x; j < D; j += blockDim.x) out(j, __fmul_rn(w[j], (float)(xv(j) * inv)));
+    }
 }
 #endif

@@ -80,47 +80,18 @@ void rt_cuda_k_add_bias(rt_cuda_ctx *c, float *y, const float *b, int rows, int 
 
 /* ------------------------------------------------------------------ norms */
 
-/* Sum of v over the block (blockDim.x a multiple of 32, <= 1024); every thread gets it.
- * red: 32 doubles of shared memory. Syncs on entry and exit, so calls can follow each other. */
-__device__ double block_sum_d(double v, double *red) {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = rt_cuda_warp_sum(v);
-    __syncthreads();
-    if (lane == 0) red[w] = v;
-    __syncthreads();
-    double t = lane < nw ? red[lane] : 0.0;
-    t = rt_cuda_warp_sum(t);
-    return t;
-}
-
-/* One block per row; statistics in double as forward.c. */
+/* One block per row; statistics in double as forward.c (rt_cuda_norm_row, shared with the fused
+ * add_norm_bf16 of rt_cuda_fused.cu). */
 __global__ void norm_kernel(float *y, const float *x, const float *w, const float *b, int D, bool rms, float eps) {
     __shared__ double red[32];
     const float *xr = x + (size_t)blockIdx.x * D;
     float *yr = y + (size_t)blockIdx.x * D;
-    if (!rms) {
-        double s = 0;
-        for (int j = threadIdx.x; j < D; j += blockDim.x) s += xr[j];
-        double mean = block_sum_d(s, red) / D;
-        double v = 0;
-        for (int j = threadIdx.x; j < D; j += blockDim.x) { double d = xr[j] - mean; v += d * d; }
-        double var = block_sum_d(v, red) / D;
-        double inv = 1.0 / sqrt(var + (double)eps);
-        for (int j = threadIdx.x; j < D; j += blockDim.x)
-            yr[j] = __fadd_rn(__fmul_rn((float)((xr[j] - mean) * inv), w[j]), b ? b[j] : 0.0f);
-    } else {
-        double s = 0;
-        for (int j = threadIdx.x; j < D; j += blockDim.x) s += (double)xr[j] * xr[j];
-        double ss = block_sum_d(s, red);
-        double inv = 1.0 / sqrt(ss / D + (double)eps);
-        for (int j = threadIdx.x; j < D; j += blockDim.x) yr[j] = __fmul_rn(w[j], (float)(xr[j] * inv));
-    }
+    rt_cuda_norm_row([&](int j) { return xr[j]; }, [&](int j, float v) { yr[j] = v; }, w, b, D, rms, eps, red);
 }
 void rt_cuda_k_norm(rt_cuda_ctx *c, float *y, const float *x, const float *w, const float *b, int rows, int D, bool rms,
                     float eps) {
     if (rows <= 0) return;
-    int t = D >= 1024 ? 512 : D >= 256 ? 256 : D >= 64 ? 64 : 32;
-    norm_kernel<<<rows, t, 0, c->stream>>>(y, x, w, b, D, rms, eps);
+    norm_kernel<<<rows, rt_cuda_norm_threads(D), 0, c->stream>>>(y, x, w, b, D, rms, eps);
     rt_cuda_after_launch(c, "norm");
 }
 

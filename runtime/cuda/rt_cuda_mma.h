@@ -54,22 +54,52 @@ __device__ __forceinline__ void rt_mma_load_q(uint32_t qa[HD / 16][4], const flo
         }
 }
 
+/* 2^x on the special-function unit (ex2.approx.ftz: ~2 ulp; 2^−inf = +0, so a masked score needs
+ * no test). The bf16 kernels' probabilities are rounded to bf16 (8 bits) before use, so this is
+ * far inside their error budget, and it is one instruction where exp2f is several. */
+__device__ __forceinline__ float rt_mma_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* B fragments of S = Q·Kᵀ for the 8 keys n·8.. of a K tile stored row-major Ks[key][d] (row stride
+ * ld_s) and the k-steps kk, kk+1 (columns kk·16 .. kk·16+31): ldmatrix (not transposed) hands lane
+ * 4g+q the word {K[g][2q], K[g][2q+1]} of each 8×8 matrix, which is the B layout (B[d][key] =
+ * K[key][d]). Matrix i covers columns kk·16 + 8i; lane l addresses row l%8 of matrix l/8.
+ * b[0..1] feed step kk, b[2..3] step kk+1. One instruction instead of four 32-bit loads. */
+__device__ __forceinline__ void rt_mma_ldmatrix_k4(uint32_t b[4], const __nv_bfloat16 *Ks, int ld_s, int n, int kk, int lane) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(Ks + (n * 8 + (lane & 7)) * ld_s + kk * 16 + (lane >> 3) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                 : "r"(addr));
+}
+/* The same for one k-step (HD = 16, or the last step of an odd count): matrices 0 and 1; lanes
+ * 16–31 give addresses that ldmatrix.x2 ignores (kept in bounds anyway). */
+__device__ __forceinline__ void rt_mma_ldmatrix_k2(uint32_t b[2], const __nv_bfloat16 *Ks, int ld_s, int n, int kk, int lane) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(Ks + (n * 8 + (lane & 7)) * ld_s + kk * 16 + ((lane >> 3) & 1) * 8);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(b[0]), "=r"(b[1]) : "r"(addr));
+}
+
 /* Scores of a warp's 16 rows against 64 keys of a tile: s[n][4] for key groups n = 0..7 (keys
- * 8n..8n+7), K tile in shared memory as bf16 rows of ldk_s elements (ldk_s/2 words). */
+ * 8n..8n+7), K tile in shared memory as bf16 rows of ldk_s elements. */
 template <int HD>
 __device__ __forceinline__ void rt_mma_scores(float s[8][4], const uint32_t qa[HD / 16][4], const __nv_bfloat16 *Ks,
-                                              int ldk_s, int group, int quad) {
-    const uint32_t *K32 = reinterpret_cast<const uint32_t *>(Ks);
-    const int ldw = ldk_s / 2;
+                                              int ldk_s, int lane) {
 #pragma unroll
     for (int n = 0; n < 8; n++) {
         s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-        for (int kk = 0; kk < HD / 16; kk++) {
-            uint32_t b[2];
-            b[0] = K32[(n * 8 + group) * ldw + kk * 8 + quad];
-            b[1] = K32[(n * 8 + group) * ldw + kk * 8 + 4 + quad];
+        for (int kk = 0; kk + 1 < HD / 16; kk += 2) {
+            uint32_t b[4];
+            rt_mma_ldmatrix_k4(b, Ks, ldk_s, n, kk, lane);
             rt_mma_bf16_16816(s[n], qa[kk], b);
+            rt_mma_bf16_16816(s[n], qa[kk + 1], b + 2);
+        }
+        if ((HD / 16) & 1) {
+            uint32_t b[2];
+            rt_mma_ldmatrix_k2(b, Ks, ldk_s, n, HD / 16 - 1, lane);
+            rt_mma_bf16_16816(s[n], qa[HD / 16 - 1], b);
         }
     }
 }
@@ -89,6 +119,27 @@ __device__ __forceinline__ void rt_mma_load_tile16(__nv_bfloat16 *dst, int ld_s,
         *reinterpret_cast<uint4 *>(&dst[key * ld_s + c]) = v;
     }
 }
+
+/* The same tile load, asynchronous (cp.async, 16 bytes per copy, bypassing L1; keys at or beyond
+ * k_end are zero-filled by a source size of 0). The caller commits the group and waits for it
+ * (rt_mma_async_commit / rt_mma_async_wait) before a __syncthreads that publishes the tile. Lets
+ * the next tile's load run while this one's products are computed (double buffering). */
+template <int HD>
+__device__ __forceinline__ void rt_mma_load_tile16_async(__nv_bfloat16 *dst, int ld_s, const uint16_t *src, size_t ld,
+                                                         int col0, int k0, int k_end) {
+    constexpr int kChunks = HD / 8;
+    for (int i = threadIdx.x; i < 64 * kChunks; i += blockDim.x) {
+        int key = i / kChunks, c = (i % kChunks) * 8, j = k0 + key;
+        bool ok = j < k_end;
+        const uint16_t *g = src + (size_t)(ok ? j : 0) * ld + col0 + c;   /* in bounds even when not read */
+        uint32_t s = (uint32_t)__cvta_generic_to_shared(&dst[key * ld_s + c]);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(g), "r"(ok ? 16 : 0));
+    }
+}
+__device__ __forceinline__ void rt_mma_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/* Wait until at most N committed groups are still in flight. */
+template <int N>
+__device__ __forceinline__ void rt_mma_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 /* B fragments of P·V for the 16 keys of step kk and the two 8-column tiles n, n+1 of V (stored
  * row-major Vs[key][d] in shared memory, row stride ld_s): ldmatrix.x4.trans hands lane 4g+q the

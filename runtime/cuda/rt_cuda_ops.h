@@ -91,14 +91,33 @@ typedef struct {
     void (*to_bf16)(rt_cuda_ctx *c, uint16_t *dst, const float *src, size_t n);
     /* hi = bf16(src), lo = bf16(src - hi) (n each; src - hi is exact in fp32): src ≈ hi + lo to 16 bits. */
     void (*to_bf16_split)(rt_cuda_ctx *c, uint16_t *hi, uint16_t *lo, const float *src, size_t n);
-    /* The bf16 modes' fused MLP activations, when no mlp hook needs the fp32 tensor: the result of
-     * add_bias (b may be NULL) then gelu on y (rows, cols) — not written back — goes straight to
-     * hi = bf16(a) and, when lo != NULL, lo = bf16(a − hi) (as to_bf16 / to_bf16_split). Bit for bit
-     * the unfused sequence. */
+    /* The bf16 modes' fused MLP activations, when no mlp hook needs the fp32 tensor: v = y + b
+     * (float add as add_bias; b may be NULL) on y (rows, cols) — not written back — then a = gelu(v)
+     * evaluated in float (rt_cuda_gelu_f32's formula, not gelu's double), then hi = bf16(a) and,
+     * when lo != NULL, lo = bf16(a − hi) (as to_bf16 / to_bf16_split). Against the unfused sequence
+     * (add_bias, gelu in double, conversion): hi within one bf16 rounding, hi + lo within 3e-5
+     * relative + 1e-6 absolute. */
     void (*bias_gelu_bf16)(rt_cuda_ctx *c, const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi,
                            uint16_t *lo);
-    /* The same for swiglu: a = hid · silu(gate) (n), to hi (and lo). hid is not written. */
+    /* The same for swiglu: a = hid · silu(gate) (n), to hi (and lo). hid is not written. Bit for bit
+     * swiglu then the conversion. */
     void (*swiglu_bf16)(rt_cuda_ctx *c, const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo);
+    /* The bf16 modes' residual step, one pass per row: when y != NULL, x (rows, D) = x + (y + b)
+     * (b (D) may be NULL: x + y; the float adds of add_bias then add; y is not written), written
+     * back to x; then n = norm(x) with weight w (D) and bias nb (D, LayerNorm only, may be NULL), the
+     * arithmetic of norm (the same double statistics and reduction order, so the same bits as
+     * norm on the updated x); n goes to xn (rows, D) when xn != NULL, to hi = bf16(n) when
+     * hi != NULL and to lo = bf16(n − hi) when lo != NULL too (as to_bf16 / to_bf16_split).
+     * Bit for bit add_bias + add + norm + the conversion. x and xn must not overlap y. */
+    void (*add_norm_bf16)(rt_cuda_ctx *c, float *x, const float *y, const float *b, float *xn, const float *w,
+                          const float *nb, int rows, int D, bool rms, float eps, uint16_t *hi, uint16_t *lo);
+    /* The split of a fused QKV projection (gpt2): qkv (N, QD + 2·KD) holds q | k | v per row; with
+     * the bias (QD + 2·KD; may be NULL) added as add_bias adds it (qkv is not written), q (N, QD),
+     * k (N, KD) and v (N, KD) are written densely, and, when k16 != NULL, k16 = bf16(k) and
+     * v16 = bf16(v) (N, KD each, both or neither), as to_bf16. Bit for bit add_bias + three copy2d
+     * (+ two to_bf16). */
+    void (*qkv_split)(rt_cuda_ctx *c, const float *qkv, const float *bias, int N, int QD, int KD, float *q, float *k,
+                      float *v, uint16_t *k16, uint16_t *v16);
     /* Row-major GEMM with cblas semantics: C (M, N; ldc) = alpha·op(A)·op(B) + beta·C, op(A) (M, K),
      * op(B) (K, N). A and B have the same dtype (fp32 or bf16); accumulation and C are fp32. */
     void (*gemm)(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *A,
@@ -162,6 +181,17 @@ void rt_cuda_ref_to_bf16(uint16_t *dst, const float *src, size_t n);
 void rt_cuda_ref_to_bf16_split(uint16_t *hi, uint16_t *lo, const float *src, size_t n);
 void rt_cuda_ref_bias_gelu_bf16(const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi, uint16_t *lo);
 void rt_cuda_ref_swiglu_bf16(const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo);
+void rt_cuda_ref_add_norm_bf16(float *x, const float *y, const float *b, float *xn, const float *w, const float *nb, int rows,
+                               int D, bool rms, float eps, uint16_t *hi, uint16_t *lo);
+void rt_cuda_ref_qkv_split(const float *qkv, const float *bias, int N, int QD, int KD, float *q, float *k, float *v,
+                           uint16_t *k16, uint16_t *v16);
+/* GELU of v evaluated in float, the formula of bias_gelu_bf16 (CPU side; the kernel has its own
+ * copy with the same operations): tanh approximation as v·sigmoid(2u) = v / (1 + exp(−2u)),
+ * u = √(2/π)·(v + 0.044715·v³), which equals 0.5·v·(1 + tanh u) without its cancellation for
+ * negative v; exact as 0.5·v·erfc(−v/√2), likewise. Relative to the exact value: within 2.5e-7
+ * (2 ulp) for v >= 0, 4e-6 for v < 0 where |gelu(v)| >= 1e-9 (the tail's exponential amplifies
+ * the rounding of its argument); below that, absolutely within 1e-9. */
+float rt_cuda_gelu_f32(float v, bool exact);
 void rt_cuda_ref_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *A, int lda,
                       const void *B, int ldb, rt_cuda_dtype ab, float beta, float *C, int ldc);
 void rt_cuda_ref_attention(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq, const rt_cuda_seq *seqs,

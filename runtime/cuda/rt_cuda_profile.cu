@@ -14,9 +14,10 @@
 
 namespace {
 enum { P_COPY2D, P_GATHER, P_ADD, P_BIAS, P_NORM, P_ROPE, P_GELU, P_SWIGLU, P_TOBF16, P_SPLIT, P_BIAS_GELU16, P_SWIGLU16,
-       P_GEMM, P_ATTN, P_ATTN16, P_MASK, P_SOFTMAX, P_UPLOAD, P_DOWNLOAD, P_N };
+       P_ADD_NORM16, P_QKV_SPLIT, P_GEMM, P_ATTN, P_ATTN16, P_MASK, P_SOFTMAX, P_UPLOAD, P_DOWNLOAD, P_N };
 const char *const k_names[P_N] = { "copy2d", "gather_rows", "add", "add_bias", "norm", "rope", "gelu", "swiglu", "to_bf16",
-                                   "to_bf16_split", "bias_gelu_bf16", "swiglu_bf16", "gemm", "attention (fp32)", "attention_bf16", "mask_scores", "softmax_rows",
+                                   "to_bf16_split", "bias_gelu_bf16", "swiglu_bf16", "add_norm_bf16", "qkv_split", "gemm",
+                                   "attention (fp32)", "attention_bf16", "mask_scores", "softmax_rows",
                                    "upload (PCIe)", "download (PCIe)" };
 struct acc { double ms, flops, bytes; long calls; };
 acc g_acc[P_N];
@@ -64,6 +65,18 @@ void p_bias_gelu16(rt_cuda_ctx *c, const float *y, const float *b, int r, int co
 void p_swiglu16(rt_cuda_ctx *c, const float *h, const float *g, size_t n, uint16_t *hi, uint16_t *lo) {
     begin(c); base()->swiglu_bf16(c, h, g, n, hi, lo); end(c, P_SWIGLU16, 0, (8.0 + (lo ? 4 : 2)) * n);
 }
+void p_add_norm16(rt_cuda_ctx *c, float *x, const float *y, const float *b, float *xn, const float *w, const float *nb, int r,
+                  int D, bool rms, float eps, uint16_t *hi, uint16_t *lo) {
+    /* read x (and y, written back to x), write xn and the bf16 pair; w, b, nb are row-sized */
+    double per = (y ? 12.0 : 4.0) + (xn ? 4 : 0) + (hi ? 2 : 0) + (lo ? 2 : 0);
+    begin(c); base()->add_norm_bf16(c, x, y, b, xn, w, nb, r, D, rms, eps, hi, lo); end(c, P_ADD_NORM16, 0, per * r * D);
+}
+void p_qkv_split(rt_cuda_ctx *c, const float *qkv, const float *bias, int N, int QD, int KD, float *q, float *k, float *v,
+                 uint16_t *k16, uint16_t *v16) {
+    double W = (double)QD + 2.0 * KD;
+    begin(c); base()->qkv_split(c, qkv, bias, N, QD, KD, q, k, v, k16, v16);
+    end(c, P_QKV_SPLIT, 0, 8.0 * N * W + (k16 ? 4.0 * N * KD : 0));
+}
 void p_gemm(rt_cuda_ctx *c, bool ta, bool tb, int M, int N, int K, float al, const void *A, int lda, const void *B, int ldb,
             rt_cuda_dtype ab, float be, float *C, int ldc) {
     begin(c); base()->gemm(c, ta, tb, M, N, K, al, A, lda, B, ldb, ab, be, C, ldc); end(c, P_GEMM, 2.0 * M * N * K, 0);
@@ -94,6 +107,7 @@ extern "C" const rt_cuda_ops *rt_cuda_ops_profiled(void) {
         g_table.norm = p_norm; g_table.rope = p_rope; g_table.gelu = p_gelu; g_table.swiglu = p_swiglu;
         g_table.to_bf16 = p_tobf16; g_table.to_bf16_split = p_split; g_table.gemm = p_gemm;
         g_table.bias_gelu_bf16 = p_bias_gelu16; g_table.swiglu_bf16 = p_swiglu16;
+        g_table.add_norm_bf16 = p_add_norm16; g_table.qkv_split = p_qkv_split;
         g_table.attention = p_attn; g_table.attention_bf16 = p_attn16; g_table.mask_scores = p_mask; g_table.softmax_rows = p_softmax;
         g_table_ready = true;
     }

@@ -5,7 +5,8 @@
  * that build headscope have no GPU. These functions are written for obviousness, not speed:
  * straight loops, double accumulation where the GPU kernel uses an online or tree reduction, and
  * the same rounding rules as forward.c where the GPU must match the CPU runtime bit for bit in
- * spirit (norms in double, GELU in double, SiLU in float, RoPE tables from forward.c's formula).
+ * spirit (norms in double, GELU in double — in float in the fused bf16 MLP pass —, SiLU in float,
+ * RoPE tables from forward.c's formula).
  * tests/test_cuda.c compares each CUDA kernel with its reference here, and runs whole forwards on
  * this table against rt_forward_run.
  * The GEMM reference calls OpenBLAS sgemm (bf16 operands are widened first: a bf16 product is exact
@@ -99,19 +100,25 @@ void rt_cuda_ref_swiglu(float *hid, const float *gate, size_t n) {
     for (size_t i = 0; i < n; i++) hid[i] *= gate[i] / (1.0f + expf(-gate[i]));
 }
 
-/* The fused MLP activations: the unfused references composed on a scratch copy (the contract is
- * "bit for bit the unfused sequence"). */
+/* The fused kernels' references. swiglu_bf16, add_norm_bf16 and qkv_split: the unfused references
+ * composed (their contracts are "bit for bit the unfused sequence"); bias_gelu_bf16: the float
+ * GELU of its contract. */
 static void to_pair(uint16_t *hi, uint16_t *lo, const float *a, size_t n) {
     if (lo) rt_cuda_ref_to_bf16_split(hi, lo, a, n);
     else rt_cuda_ref_to_bf16(hi, a, n);
 }
+float rt_cuda_gelu_f32(float v, bool exact) {
+    if (exact) return 0.5f * v * erfcf(v * -0.70710678f);
+    float u = 0.7978845608f * (v + 0.044715f * (v * v * v));
+    return v / (1.0f + expf(-2.0f * u));
+}
 void rt_cuda_ref_bias_gelu_bf16(const float *y, const float *b, int rows, int cols, bool exact, uint16_t *hi, uint16_t *lo) {
-    size_t n = (size_t)rows * cols;
-    float *a = hs_xmalloc((n ? n : 1) * sizeof(float));
-    memcpy(a, y, n * sizeof(float));
-    if (b) rt_cuda_ref_add_bias(a, b, rows, cols);
-    rt_cuda_ref_gelu(a, n, exact);
-    to_pair(hi, lo, a, n);
+    float *a = hs_xmalloc((cols > 0 ? (size_t)cols : 1) * sizeof(float));
+    for (int i = 0; i < rows; i++) {
+        const float *yr = y + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) a[j] = rt_cuda_gelu_f32(b ? yr[j] + b[j] : yr[j], exact);
+        to_pair(hi + (size_t)i * cols, lo ? lo + (size_t)i * cols : NULL, a, (size_t)cols);
+    }
     free(a);
 }
 void rt_cuda_ref_swiglu_bf16(const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo) {
@@ -120,6 +127,36 @@ void rt_cuda_ref_swiglu_bf16(const float *hid, const float *gate, size_t n, uint
     rt_cuda_ref_swiglu(a, gate, n);
     to_pair(hi, lo, a, n);
     free(a);
+}
+void rt_cuda_ref_add_norm_bf16(float *x, const float *y, const float *b, float *xn, const float *w, const float *nb, int rows,
+                               int D, bool rms, float eps, uint16_t *hi, uint16_t *lo) {
+    float *t = hs_xmalloc((D > 0 ? (size_t)D : 1) * sizeof(float));
+    for (int i = 0; i < rows; i++) {
+        float *xr = x + (size_t)i * D;
+        if (y) {
+            const float *yr = y + (size_t)i * D;
+            for (int j = 0; j < D; j++) xr[j] += b ? yr[j] + b[j] : yr[j];   /* add_bias, then add */
+        }
+        float *n = xn ? xn + (size_t)i * D : t;
+        rt_cuda_ref_norm(n, xr, w, nb, 1, D, rms, eps);
+        if (hi) to_pair(hi + (size_t)i * D, lo ? lo + (size_t)i * D : NULL, n, (size_t)D);
+    }
+    free(t);
+}
+void rt_cuda_ref_qkv_split(const float *qkv, const float *bias, int N, int QD, int KD, float *q, float *k, float *v,
+                           uint16_t *k16, uint16_t *v16) {
+    size_t W = (size_t)QD + 2 * (size_t)KD;
+    for (int r = 0; r < N; r++) {
+        const float *src = qkv + (size_t)r * W;
+        float *dst[3] = { q + (size_t)r * QD, k + (size_t)r * KD, v + (size_t)r * KD };
+        size_t at[3] = { 0, (size_t)QD, (size_t)QD + KD }, len[3] = { (size_t)QD, (size_t)KD, (size_t)KD };
+        for (int p = 0; p < 3; p++)
+            for (size_t j = 0; j < len[p]; j++) dst[p][j] = bias ? src[at[p] + j] + bias[at[p] + j] : src[at[p] + j];
+    }
+    if (k16 && v16) {
+        rt_cuda_ref_to_bf16(k16, k, (size_t)N * KD);
+        rt_cuda_ref_to_bf16(v16, v, (size_t)N * KD);
+    }
 }
 
 void rt_cuda_ref_to_bf16(uint16_t *dst, const float *src, size_t n) {
@@ -303,6 +340,14 @@ static void h_bias_gelu_bf16(rt_cuda_ctx *c, const float *y, const float *b, int
 static void h_swiglu_bf16(rt_cuda_ctx *c, const float *hid, const float *gate, size_t n, uint16_t *hi, uint16_t *lo) {
     rt_cuda_ref_swiglu_bf16(hid, gate, n, hi, lo);
 }
+static void h_add_norm_bf16(rt_cuda_ctx *c, float *x, const float *y, const float *b, float *xn, const float *w,
+                            const float *nb, int rows, int D, bool rms, float eps, uint16_t *hi, uint16_t *lo) {
+    rt_cuda_ref_add_norm_bf16(x, y, b, xn, w, nb, rows, D, rms, eps, hi, lo);
+}
+static void h_qkv_split(rt_cuda_ctx *c, const float *qkv, const float *bias, int N, int QD, int KD, float *q, float *k,
+                        float *v, uint16_t *k16, uint16_t *v16) {
+    rt_cuda_ref_qkv_split(qkv, bias, N, QD, KD, q, k, v, k16, v16);
+}
 static void h_gemm(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *A, int lda,
                    const void *B, int ldb, rt_cuda_dtype ab, float beta, float *C, int ldc) {
     rt_cuda_ref_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, ab, beta, C, ldc);
@@ -370,7 +415,7 @@ static const rt_cuda_ops k_host_ops = {
     h_ctx_init, h_ctx_free, h_check, h_note_error, h_stream,
     h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info, h_alloc, h_free,
     h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split,
-    h_bias_gelu_bf16, h_swiglu_bf16, h_gemm,
+    h_bias_gelu_bf16, h_swiglu_bf16, h_add_norm_bf16, h_qkv_split, h_gemm,
     h_attention, h_attention_bf16, h_mask_scores, h_softmax_rows,
     h_target_dots, h_rank_count,
 };
