@@ -3,7 +3,9 @@
  *
  * Why a second kernel: the fp32 kernel (rt_cuda_attn.cu) runs on CUDA cores, and at T = 4096 it
  * alone took longer than HF's whole SDPA forward. This one is flash-attention-2 shaped:
- *   one block = 128 query rows of one head of one sequence, 8 warps × 16 rows; key tiles of 64.
+ *   one block = 128 query rows of one head of one sequence, 4 warps × 32 rows (two 16-row m-tiles
+ *   per warp sharing every K/V fragment read; HD 128: 8 warps × 16 rows, for registers); key tiles
+ *   of 64.
  *   Q fragments stay in registers for the whole loop (rt_mma_load_q); each tile's K and V come
  *   from the bf16 copies the orchestration made (k16/v16: half the bytes of fp32, 16-byte loads)
  *   into shared memory, double-buffered with cp.async (the next tile loads while this one
@@ -82,9 +84,15 @@ __device__ __forceinline__ void softmax_step(float s[8][4], float o[HD / 8][4], 
         }
 }
 
-template <int HD, int kBQ>
-__global__ void __launch_bounds__(kBQ * 2, kBQ == 128 ? (HD <= 64 ? 2 : 1) : (HD <= 64 ? 3 : 2)) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
-                                                       const rt_cuda_seq *seqs, int H, int KV, int window, float scale) {
+/* kMT: 16-row m-tiles per warp. With 2 (4 warps × 32 rows per 128-row block) every K and V
+ * fragment read from shared memory feeds two mma instead of one — at one m-tile per warp the
+ * fragment reads, not the tensor cores, set the pace (128 B/clock of shared memory per SM against
+ * ~256 B/clock of B fragments that full-rate mma would consume). */
+template <int HD, int kMT>
+__global__ void __launch_bounds__(128 / kMT * 2, HD <= 64 ? 2 : 1) attn_tc_kernel(float *z, int ldz, float *lse, int ldlse,
+                                                                                 const float *q, int ldq, const rt_cuda_seq *seqs,
+                                                                                 int H, int KV, int window, float scale) {
+    constexpr int kBQ = 128, kRW = 16 * kMT;          /* rows per block, rows per warp */
     const rt_cuda_seq sq = seqs[blockIdx.z];
     /* heaviest blocks first: under the causal mask a block's work grows with q0, so the last
      * query blocks are launched first and the short ones fill in behind them (no long tail) */
@@ -99,12 +107,17 @@ __global__ void __launch_bounds__(kBQ * 2, kBQ == 128 ? (HD <= 64 ? 2 : 1) : (HD
     __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* [2][kBK][kLd]: two stages */
     __nv_bfloat16 *Vs = Ks + 2 * kTile;                                 /* [2][kBK][kLd] */
 
-    /* this warp's rows: wr0 = 16w within the block; the lane's two rows are group and group+8 */
-    const int wr0 = w * 16, wn = max(0, min(16, nq - wr0));
-    uint32_t qa[HD / 16][4];
-    rt_mma_load_q<HD>(qa, q + (size_t)sq.off * ldq, (size_t)ldq, q0 + wr0, wn, h * HD, group, quad);
-    const bool rv[2] = { group < wn, group + 8 < wn };
-    const int w_last = sq.pos0 + q0 + wr0 + wn - 1;  /* the warp's last query position (wn = 0: none) */
+    /* this warp's rows: wr0 = kRW·w within the block; m-tile t has rows wr0 + 16t .. (+15), of which
+     * the lane holds group and group+8; wn[t] of them exist */
+    const int wr0 = w * kRW, wn_all = max(0, min(kRW, nq - wr0));
+    int wn[kMT];
+    uint32_t qa[kMT][HD / 16][4];
+#pragma unroll
+    for (int t = 0; t < kMT; t++) {
+        wn[t] = max(0, min(16, wn_all - 16 * t));
+        rt_mma_load_q<HD>(qa[t], q + (size_t)sq.off * ldq, (size_t)ldq, q0 + wr0 + 16 * t, wn[t], h * HD, group, quad);
+    }
+    const int w_last = sq.pos0 + q0 + wr0 + wn_all - 1;  /* the warp's last query position (wn_all = 0: none) */
     const int w_first = sq.pos0 + q0 + wr0;
 
     const int p_first = sq.pos0 + q0, p_last = sq.pos0 + q0 + nq - 1;
@@ -113,10 +126,15 @@ __global__ void __launch_bounds__(kBQ * 2, kBQ == 128 ? (HD <= 64 ? 2 : 1) : (HD
     const size_t ld16 = (size_t)KV * HD;
     const float sc2 = scale * kLog2e;
 
-    float o[HD / 8][4];
+    float o[kMT][HD / 8][4];
+    float m[kMT][2], l[kMT][2];
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };
+    for (int t = 0; t < kMT; t++) {
+#pragma unroll
+        for (int n = 0; n < HD / 8; n++) o[t][n][0] = o[t][n][1] = o[t][n][2] = o[t][n][3] = 0.0f;
+        m[t][0] = m[t][1] = -INFINITY;
+        l[t][0] = l[t][1] = 0.0f;
+    }
 
     /* double buffering: tile t is in stage t & 1; the load of tile t+1 is in flight while tile t's
      * products run. The barrier at the end of an iteration keeps a stage from being overwritten
@@ -136,28 +154,39 @@ __global__ void __launch_bounds__(kBQ * 2, kBQ == 128 ? (HD <= 64 ? 2 : 1) : (HD
         const __nv_bfloat16 *Kt = Ks + stage * kTile, *Vt = Vs + stage * kTile;
         /* warp-uniform skips: no rows, a tile wholly after the warp's last query (causal), or wholly
          * before its first query's window */
-        if (!(wn == 0 || k0 > w_last || (window > 0 && k0 + kBK - 1 <= w_first - window))) {
-            float s[8][4];
-            rt_mma_scores<HD>(s, qa, Kt, kLd, lane);
-            /* unmasked: all 16 rows valid, every key of the tile at or before the warp's first
-             * query and inside its last query's window */
-            bool full = wn == 16 && k0 + kBK - 1 <= w_first && (window <= 0 || w_last - k0 < window);
-            if (full) softmax_step<HD, false>(s, o, m, l, w_first, wn, group, k0, k_end, window, quad, sc2);
-            else softmax_step<HD, true>(s, o, m, l, w_first, wn, group, k0, k_end, window, quad, sc2);
-            /* P·V for each 16-key step: the score accumulators are the A fragments */
+        if (!(wn_all == 0 || k0 > w_last || (window > 0 && k0 + kBK - 1 <= w_first - window))) {
+            float s[kMT][8][4];
+            rt_mma_scores_mt<HD, kMT>(s, qa, Kt, kLd, lane);
+#pragma unroll
+            for (int t = 0; t < kMT; t++) {
+                /* unmasked: all 16 rows valid, every key of the tile at or before the m-tile's first
+                 * query and inside its last query's window */
+                const int t_first = w_first + 16 * t, t_last = t_first + 15;
+                bool full = wn[t] == 16 && k0 + kBK - 1 <= t_first && (window <= 0 || t_last - k0 < window);
+                if (full) softmax_step<HD, false>(s[t], o[t], m[t], l[t], t_first, wn[t], group, k0, k_end, window, quad, sc2);
+                else softmax_step<HD, true>(s[t], o[t], m[t], l[t], t_first, wn[t], group, k0, k_end, window, quad, sc2);
+            }
+            /* P·V for each 16-key step: the score accumulators are the A fragments; each V
+             * fragment serves every m-tile */
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) {
-                uint32_t pa[4];
-                pa[0] = rt_mma_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = rt_mma_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = rt_mma_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = rt_mma_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                uint32_t pa[kMT][4];
+#pragma unroll
+                for (int t = 0; t < kMT; t++) {
+                    pa[t][0] = rt_mma_pack_bf16(s[t][2 * kk][0], s[t][2 * kk][1]);
+                    pa[t][1] = rt_mma_pack_bf16(s[t][2 * kk][2], s[t][2 * kk][3]);
+                    pa[t][2] = rt_mma_pack_bf16(s[t][2 * kk + 1][0], s[t][2 * kk + 1][1]);
+                    pa[t][3] = rt_mma_pack_bf16(s[t][2 * kk + 1][2], s[t][2 * kk + 1][3]);
+                }
 #pragma unroll
                 for (int n = 0; n < HD / 8; n += 2) {
                     uint32_t b[4];
                     rt_mma_ldmatrix_v(b, Vt, kLd, kk, n, lane);
-                    rt_mma_bf16_16816(o[n], pa, b);
-                    rt_mma_bf16_16816(o[n + 1], pa, b + 2);
+#pragma unroll
+                    for (int t = 0; t < kMT; t++) {
+                        rt_mma_bf16_16816(o[t][n], pa[t], b);
+                        rt_mma_bf16_16816(o[t][n + 1], pa[t], b + 2);
+                    }
                 }
             }
         }
@@ -167,37 +196,35 @@ __global__ void __launch_bounds__(kBQ * 2, kBQ == 128 ? (HD <= 64 ? 2 : 1) : (HD
 
     /* the group's partial sums -> row sums; write z and lse */
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    }
+    for (int t = 0; t < kMT; t++)
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (!rv[r]) continue;
-        size_t row = (size_t)sq.off + q0 + wr0 + group + 8 * r;
-        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        float *zr = z + row * ldz + (size_t)h * HD;
+        for (int r = 0; r < 2; r++) {
+            float lr = l[t][r];
+            lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+            lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+            if (group + 8 * r >= wn[t]) continue;
+            size_t row = (size_t)sq.off + q0 + wr0 + 16 * t + group + 8 * r;
+            float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+            float *zr = z + row * ldz + (size_t)h * HD;
 #pragma unroll
-        for (int n = 0; n < HD / 8; n++) {
-            zr[n * 8 + 2 * quad] = o[n][2 * r] * inv;
-            zr[n * 8 + 2 * quad + 1] = o[n][2 * r + 1] * inv;
+            for (int n = 0; n < HD / 8; n++)
+                *reinterpret_cast<float2 *>(zr + n * 8 + 2 * quad) = make_float2(o[t][n][2 * r] * inv, o[t][n][2 * r + 1] * inv);
+            if (quad == 0) lse[row * ldlse + h] = lr > 0.0f ? m[t][r] * kLn2 + logf(lr) : -INFINITY;
         }
-        if (quad == 0) lse[row * ldlse + h] = l[r] > 0.0f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
-    }
 }
 
-template <int HD, int kBQ>
+template <int HD, int kMT>
 static void launch_attn_tc(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
                            const rt_cuda_seq *seqs, int n_seqs, int T_max, int H, int KV, int window, float scale) {
     constexpr int kSmem = 4 * kBK * (HD + 8) * (int)sizeof(__nv_bfloat16);   /* K and V, two stages each */
     static bool optin;   /* past the 48 KB default at HD 128 (69.6 KB): once per instantiation */
     if (kSmem > 48 * 1024 && !optin) {
-        cudaError_t e = cudaFuncSetAttribute(attn_tc_kernel<HD, kBQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+        cudaError_t e = cudaFuncSetAttribute(attn_tc_kernel<HD, kMT>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
         if (e != cudaSuccess) { rt_cuda_note(c, "attention_bf16", cudaGetErrorString(e)); return; }
         optin = true;
     }
-    dim3 grid((unsigned)((T_max + kBQ - 1) / kBQ), (unsigned)H, (unsigned)n_seqs);
-    attn_tc_kernel<HD, kBQ><<<grid, kBQ * 2, kSmem, c->stream>>>(z, ldz, lse, ldlse, q, ldq, seqs, H, KV, window, scale);
+    dim3 grid((unsigned)((T_max + 127) / 128), (unsigned)H, (unsigned)n_seqs);
+    attn_tc_kernel<HD, kMT><<<grid, 128 / kMT * 2, kSmem, c->stream>>>(z, ldz, lse, ldlse, q, ldq, seqs, H, KV, window, scale);
     rt_cuda_after_launch(c, "attention_bf16");
 }
 void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int ldlse, const float *q, int ldq,
@@ -206,10 +233,10 @@ void rt_cuda_k_attention_bf16(rt_cuda_ctx *c, float *z, int ldz, float *lse, int
     if (n_seqs <= 0 || T_max <= 0) return;
     if (n_seqs > 65535 || H > 65535) { rt_cuda_note(c, "attention_bf16", "more than 65535 sequences or heads in one launch"); return; }
     switch (HD) {
-    case 16: launch_attn_tc<16, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
-    case 32: launch_attn_tc<32, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
-    case 64: launch_attn_tc<64, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
-    case 128: launch_attn_tc<128, 128>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 16: launch_attn_tc<16, 2>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 32: launch_attn_tc<32, 2>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 64: launch_attn_tc<64, 2>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
+    case 128: launch_attn_tc<128, 1>(c, z, ldz, lse, ldlse, q, ldq, seqs, n_seqs, T_max, H, KV, window, scale); break;
     default: rt_cuda_note(c, "attention_bf16", "head_dim must be 16, 32, 64 or 128 (the orchestration uses the fp32 kernel otherwise)");
     }
 }

@@ -104,6 +104,34 @@ __device__ __forceinline__ void rt_mma_scores(float s[8][4], const uint32_t qa[H
     }
 }
 
+/* The same for kMT m-tiles of 16 rows (a warp's 16·kMT rows, qa[t] for tile t): every K fragment
+ * is read from shared memory once and used by all kMT tiles. */
+template <int HD, int kMT>
+__device__ __forceinline__ void rt_mma_scores_mt(float s[kMT][8][4], const uint32_t qa[kMT][HD / 16][4],
+                                                 const __nv_bfloat16 *Ks, int ldk_s, int lane) {
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+#pragma unroll
+        for (int t = 0; t < kMT; t++) s[t][n][0] = s[t][n][1] = s[t][n][2] = s[t][n][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk + 1 < HD / 16; kk += 2) {
+            uint32_t b[4];
+            rt_mma_ldmatrix_k4(b, Ks, ldk_s, n, kk, lane);
+#pragma unroll
+            for (int t = 0; t < kMT; t++) {
+                rt_mma_bf16_16816(s[t][n], qa[t][kk], b);
+                rt_mma_bf16_16816(s[t][n], qa[t][kk + 1], b + 2);
+            }
+        }
+        if ((HD / 16) & 1) {
+            uint32_t b[2];
+            rt_mma_ldmatrix_k2(b, Ks, ldk_s, n, HD / 16 - 1, lane);
+#pragma unroll
+            for (int t = 0; t < kMT; t++) rt_mma_bf16_16816(s[t][n], qa[t][HD / 16 - 1], b);
+        }
+    }
+}
+
 /* Load keys k0..k0+63 of a bf16 (?, ld) matrix (columns col0..col0+HD) into shared memory rows of
  * ld_s elements, 16 bytes per load (ld, col0 and the base must keep rows 16-byte aligned: the
  * orchestration packs the bf16 copies densely with KV·HD a multiple of 8). Keys at or beyond
