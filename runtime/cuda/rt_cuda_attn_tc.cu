@@ -68,11 +68,14 @@ __device__ __forceinline__ void softmax_step(float s[8][4], float o[HD / 8][4], 
         l[r] *= alpha[r];
         msub[r] = mn == -INFINITY ? 0.0f : mn;        /* a row with nothing visible yet: every p is 2^−inf = 0 */
     }
+    /* once a row's max has settled (most tiles past the first few) α = 2^0 = 1 exactly: skip the
+     * HD/2 multiplies when that holds for the whole warp */
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f))
 #pragma unroll
-    for (int n = 0; n < HD / 8; n++) {
-        o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
-        o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
-    }
+        for (int n = 0; n < HD / 8; n++) {
+            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        }
 #pragma unroll
     for (int n = 0; n < 8; n++)
 #pragma unroll
