@@ -67,6 +67,8 @@ typedef struct {
                            * conversion; gpt2's QKV bias + split + bf16 K/V copies; the MLP activation
                            * + conversion). The same bits, except the fused MLP's GELU, evaluated in
                            * float instead of double (within one bf16 rounding; tests compare them) */
+    bool hooks_sync;      /* every hook as a synchronous round trip: no pipelined copies of read-only
+                           * hooked tensors (rt_cuda_hooks.c); tests compare the two */
     bool profile;         /* time every kernel and copy with CUDA events (rt_cuda_profile.cu; serialises
                            * the host with the GPU): rt_cuda_profile_report prints the totals */
     bool no_weights;      /* a context only (device, stream, cuBLAS, memory, the rt_gpu_calc_* kernels):
@@ -136,6 +138,9 @@ typedef void (*rt_gpu_attn_fn)(const rt_gpu_attn_event *ev, void *user);
 /* Install (fn != NULL) or remove the attention consumer. The stats it sees are the model's own
  * attention: pattern/score interventions of hooked heads do not change q, k or lse. */
 void rt_gpu_set_attn_hook(rt_gpu *g, rt_gpu_attn_fn fn, void *user);
+/* Switch the read-only hook pipeline off (on = true: every hook synchronous, as opts.hooks_sync)
+ * or back on, between forwards (benchmarks compare the two). */
+void rt_gpu_set_hooks_sync(rt_gpu *g, bool on);
 
 /* Memory in the context's space (device memory, or host memory when emulated). alloc: NULL and one
  * logged line when out of memory. download waits for queued work and returns HS_EIO (one line)

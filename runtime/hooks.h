@@ -56,8 +56,10 @@ typedef struct {
     rt_hook_fn fn;
     void *user;
     bool read_only;       /* the callback only reads data (a recorder, capture): a backend that holds the
-                           * tensor elsewhere (the GPU runtime) may skip copying it back. A read-only
-                           * callback that writes anyway has undefined effect there. Default false. */
+                           * tensor elsewhere (the GPU runtime) may skip copying it back, and may call
+                           * the callback later (still in event order, before the forward returns).
+                           * A read-only callback that writes anyway has undefined effect there.
+                           * Default false. */
 } rt_hook_req;
 
 typedef struct {

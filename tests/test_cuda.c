@@ -350,9 +350,9 @@ static void scale_half(const rt_hook_event *ev, void *user) {
 static void check_read_only(const char *name, const rt_model *m, backend be, const int *ids, int T) {
     int V = m->cfg.vocab_size, layer = 0, head = 0;
     float *lu = hs_xmalloc((size_t)V * sizeof(float)), *lw = hs_xmalloc((size_t)V * sizeof(float)), *lr = hs_xmalloc((size_t)V * sizeof(float));
-    rt_gpu *g = open_gpu(m, be, RT_GPU_F32);
+    rt_gpu *g = open_gpu(m, be, RT_GPU_F32), *gsync = NULL;
     rt_gpu_seq gs = { ids, T, NULL };
-    recorder ra = {0}, rb = {0};
+    recorder ra = {0}, rb = {0}, rc = {0}, rd = {0};
     if (!g) { tl_fail("%s %s read-only hooks: rt_gpu_init failed", be.label, name); goto out; }
     rt_hook_req w = { RT_HOOK_PATTERN, &layer, 1, &head, 1, 0, 0, scale_half, NULL, false }, r = w;
     r.read_only = true;
@@ -374,9 +374,33 @@ static void check_read_only(const char *name, const rt_model *m, backend be, con
         compare_recordings(what, &rb, &ra, 0);
     else
         tl_fail("%s: forward failed", what);
+    /* the hook pipeline (rt_cuda_hooks.c): read-only tensors are copied on the copy stream and their
+     * hooks fire later; interleaved with writable (synchronous) points the events must still come
+     * in forward.c's order with the same values, and equal those of a context without the pipeline */
+    rt_hook_req qc[RT_HOOK_N];
+    all_hooks_spec(qc, &rc);
+    for (int p = 0; p < RT_HOOK_N; p++) qc[p].read_only = p % 2 == 0;
+    rt_hook_spec sc = { qc, RT_HOOK_N };
+    snprintf(what, sizeof what, "%s %s every other hook point read_only (pipelined) vs all writable", be.label, name);
+    if (rt_gpu_forward_run(g, &gs, 1, &sc, NULL) == HS_OK) compare_recordings(what, &rc, &ra, 0);
+    else tl_fail("%s: forward failed", what);
+    rt_gpu_opts so; rt_gpu_opts_default(&so);
+    so.dtype = RT_GPU_F32; so.emulate = be.emulate; so.hooks_sync = true;
+    if (rt_gpu_init(m, &so, &gsync) == HS_OK) {
+        rt_hook_req qd[RT_HOOK_N];
+        all_hooks_spec(qd, &rd);
+        for (int p = 0; p < RT_HOOK_N; p++) qd[p].read_only = true;
+        rt_hook_spec sd = { qd, RT_HOOK_N };
+        snprintf(what, sizeof what, "%s %s every hook read_only, pipeline off (hooks_sync) vs on", be.label, name);
+        if (rt_gpu_forward_run(gsync, &gs, 1, &sd, NULL) == HS_OK) compare_recordings(what, &rd, &rb, 0);
+        else tl_fail("%s: forward failed", what);
+    } else {
+        tl_fail("%s %s: rt_gpu_init (hooks_sync) failed", be.label, name);
+    }
 out:
     rt_gpu_free(g);
-    rec_free(&ra); rec_free(&rb);
+    rt_gpu_free(gsync);
+    rec_free(&ra); rec_free(&rb); rec_free(&rc); rec_free(&rd);
     free(lu); free(lw); free(lr);
 }
 

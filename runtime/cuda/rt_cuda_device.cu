@@ -137,6 +137,12 @@ static hs_status d_ctx_init(int device, bool pedantic_f32, rt_cuda_ctx **out) {
 static void d_ctx_free(rt_cuda_ctx *c) {
     if (!c) return;
     cudaStreamSynchronize(c->stream);
+    if (c->copy_ready) {
+        cudaStreamSynchronize(c->cstream);
+        cudaStreamDestroy(c->cstream);
+        cudaEventDestroy(c->ev_ready);
+        for (int i = 0; i < RT_CUDA_COPY_SLOTS; i++) cudaEventDestroy(c->ev_done[i]);
+    }
     rt_cuda_blas.destroy(c->blas);
     cudaStreamDestroy(c->stream);
     cudaGetLastError();
@@ -190,6 +196,33 @@ static void d_download(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes)
     if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
     if (e != cudaSuccess) rt_cuda_note(c, "cudaMemcpy device->host", cudaGetErrorString(e));
 }
+/* The copy stream and its events, on the first pipelined copy (a context that never hooks a
+ * read-only tensor never makes them). */
+static bool copy_setup(rt_cuda_ctx *c) {
+    if (c->copy_ready) return true;
+    cudaError_t e = cudaStreamCreateWithFlags(&c->cstream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_ready, cudaEventDisableTiming);
+    for (int i = 0; i < RT_CUDA_COPY_SLOTS && e == cudaSuccess; i++) e = cudaEventCreateWithFlags(&c->ev_done[i], cudaEventDisableTiming);
+    if (e != cudaSuccess) { rt_cuda_note(c, "creating the copy stream", cudaGetErrorString(e)); return false; }
+    c->copy_ready = true;
+    return true;
+}
+static void d_download_async(rt_cuda_ctx *c, int slot, void *dst, const void *src, size_t bytes) {
+    if (!bytes || slot < 0 || slot >= RT_CUDA_COPY_SLOTS || !copy_setup(c)) return;
+    cudaError_t e = cudaEventRecord(c->ev_ready, c->stream);                    /* after the tensor was written */
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(c->cstream, c->ev_ready, 0);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->cstream);
+    if (e == cudaSuccess) e = cudaEventRecord(c->ev_done[slot], c->cstream);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(c->stream, c->ev_done[slot], 0);   /* nothing overwrites it first */
+    if (e != cudaSuccess) rt_cuda_note(c, "cudaMemcpyAsync device->host (hook pipeline)", cudaGetErrorString(e));
+}
+static hs_status d_download_wait(rt_cuda_ctx *c, int slot, const char *where) {
+    if (c->copy_ready && slot >= 0 && slot < RT_CUDA_COPY_SLOTS) {
+        cudaError_t e = cudaEventSynchronize(c->ev_done[slot]);
+        if (e != cudaSuccess) rt_cuda_note(c, "cudaMemcpyAsync device->host (hook pipeline)", cudaGetErrorString(e));
+    }
+    return c->err[0] ? d_check(c, where) : HS_OK;   /* the full check only when something failed */
+}
 static void d_zero(rt_cuda_ctx *c, void *dst, size_t bytes) {
     if (!bytes) return;
     cudaError_t e = cudaMemsetAsync(dst, 0, bytes, c->stream);
@@ -223,7 +256,7 @@ static void d_gemm(rt_cuda_ctx *c, bool trans_a, bool trans_b, int M, int N, int
 static const rt_cuda_ops k_device_ops = {
     "cuda", true,
     d_ctx_init, d_ctx_free, d_check, d_note_error, d_stream,
-    d_alloc, d_free, d_upload, d_download, d_zero, d_mem_info, d_host_alloc, d_host_free,
+    d_alloc, d_free, d_upload, d_download, d_download_async, d_download_wait, d_zero, d_mem_info, d_host_alloc, d_host_free,
     rt_cuda_k_copy2d, rt_cuda_k_gather_rows, rt_cuda_k_add, rt_cuda_k_add_bias, rt_cuda_k_norm, rt_cuda_k_rope,
     rt_cuda_k_gelu, rt_cuda_k_swiglu, rt_cuda_k_to_bf16, rt_cuda_k_to_bf16_split, rt_cuda_k_bias_gelu_bf16,
     rt_cuda_k_swiglu_bf16, rt_cuda_k_add_norm_bf16, rt_cuda_k_qkv_split, d_gemm,

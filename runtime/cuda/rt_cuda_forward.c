@@ -19,7 +19,7 @@
  * bf16 K/V copies, and the MLP activation + conversion. The fp32 mode always runs the unfused
  * kernels, so its exactness against the CPU runtime is untouched.
  */
-#include "rt_cuda_ops.h"
+#include "rt_cuda_gpu.h"
 #include "runtime/arena.h"
 #include "runtime/forward.h"
 #include "runtime/half.h"
@@ -28,61 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const void *w;      /* (n_out, n_in) or, in_major, (n_in, n_out); fp32 or bf16 (g->wt) */
-    const float *b;     /* (n_out) or NULL */
-    int n_in, n_out;
-    bool in_major;
-} dlinear;
-
-typedef struct { const float *w, *b; } dnorm;   /* (D), (D) or NULL */
-
-typedef struct {
-    dnorm ln1, ln2;
-    dlinear qkv, q, k, v, o, gate, up, down;
-} dlayer;
-
-struct rt_gpu {
-    const rt_model *m;
-    const rt_cuda_ops *ops;
-    rt_cuda_ctx *ctx;
-    rt_gpu_dtype dtype;
-    rt_cuda_dtype wt;           /* dtype of the weight matrices and GEMM inputs */
-    bool split;                 /* bf16: activations enter GEMMs as a hi + lo bf16 pair (see gemm_in) */
-    bool attn_bf16;             /* bf16 mode, supported head size, not opts.attn_fp32: tensor-core attention */
-    bool unfused;               /* opts.unfused: every step as its own kernel, as when hooks watch it */
-    size_t wsz;                 /* bytes per weight element */
-    void *wblock; size_t wbytes;
-    const void *tok_embed;      /* (V, D) wt */
-    const float *pos_embed;     /* (n_ctx, D) gpt2, else NULL */
-    dlayer *layers;             /* host array (L) of device pointers */
-    dnorm ln_final;
-    dlinear lm_head;
-    float *inv_freq;            /* host (HD/2) */
-    float *rope_cos, *rope_sin; /* device (rope_n, HD/2) */
-    int rope_n;
-    void *act; size_t act_cap, act_peak;
-    float *stage; size_t stage_cap;   /* host staging (floats) for hook round trips and logits: page-locked
-                                       * (ops->host_alloc) when possible, else malloc (stage_pinned false) */
-    bool stage_pinned;
-    hs_arena host;              /* per-run host arrays */
-    rt_gpu_attn_fn attn_fn; void *attn_user;
-};
-
 struct rt_gpu_kv {
     rt_gpu *g;
     float *k, *v;               /* device (L, cap, KV*HD) each */
     int cap, len;
 };
-
-typedef struct {                /* per-run view of the batch (host) */
-    const rt_gpu_seq *seqs;
-    int n_seqs;
-    int *off, *pos0;            /* (n_seqs) */
-    int *koff16;                /* (n_seqs) first row of each sequence's keys in the bf16 k16/v16 copies */
-    int N, T_max, Tk_max, Tk_sum;   /* Tk_sum = Σ (pos0 + T): rows of the bf16 key copies */
-    const rt_hook_spec *spec;
-} batch_view;
 
 typedef struct {                /* the run's device buffers, carved from g->act */
     float *x, *xn, *qkv, *q, *k, *v, *z, *zm, *ao, *hid, *gate, *lse, *S, *head, *zeros, *lg, *lgin;
@@ -100,83 +50,6 @@ static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
 /* Element `i` of a weight matrix of dtype g->wt. */
 static const void *welem(const rt_gpu *g, const void *base, size_t i) { return (const char *)base + i * g->wsz; }
-
-static float *stage(rt_gpu *g, size_t n) {
-    if (n > g->stage_cap) {
-        if (g->stage_pinned) g->ops->host_free(g->ctx, g->stage); else free(g->stage);
-        g->stage = g->ops->host_alloc(g->ctx, n * sizeof(float));
-        g->stage_pinned = g->stage != NULL;
-        if (!g->stage) g->stage = hs_xmalloc(n * sizeof(float));   /* pinned memory refused: pageable still works */
-        g->stage_cap = n;
-    }
-    return g->stage;
-}
-
-static hs_status download(rt_gpu *g, void *dst, const void *src, size_t bytes, const char *where) {
-    g->ops->download(g->ctx, dst, src, bytes);
-    return g->ops->check(g->ctx, where);
-}
-
-/* ------------------------------------------------------------------ hook dispatch (as forward.c) */
-
-/* Every matching request on a (rows, cols) tensor of sequence `seq` (hooks.c does the matching). */
-static void fire(const batch_view *bv, rt_hook_point p, int l, int h, int seq, int pos0, int rows, int cols, float *data) {
-    rt_hook_fire(bv->spec, p, l, h, seq, pos0, rows, cols, data);
-}
-
-/* Whole-layer hook over a device (N, cols) buffer: copy out, one event per sequence, copy back. */
-static hs_status fire_rows(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, float *dbuf, int cols) {
-    if (!rt_hook_spec_wants(bv->spec, p, l, -1)) return HS_OK;
-    size_t n = (size_t)bv->N * cols;
-    float *h = stage(g, n);
-    char where[96];
-    rt_hook_format_name(p, l, where, sizeof where);
-    hs_status st = download(g, h, dbuf, n * sizeof(float), where);
-    if (st != HS_OK) return st;
-    for (int s = 0; s < bv->n_seqs; s++)
-        fire(bv, p, l, -1, s, bv->pos0[s], bv->seqs[s].n, cols, h + (size_t)bv->off[s] * cols);
-    if (rt_hook_spec_writes(bv->spec, p, l, -1)) g->ops->upload(g->ctx, dbuf, h, n * sizeof(float));
-    return HS_OK;
-}
-
-/* Per-head hook on a device (N, nh*HD) buffer: copy out, gather each wanted head of each sequence
- * into a contiguous (T, HD) scratch, fire, scatter back, copy back. */
-static hs_status fire_heads(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, float *dbuf, int nh, int HD,
-                            float *scratch) {
-    if (!rt_hook_spec_wants(bv->spec, p, l, -1)) return HS_OK;
-    size_t n = (size_t)bv->N * nh * HD;
-    float *hb = stage(g, n);
-    char where[96];
-    rt_hook_format_name(p, l, where, sizeof where);
-    hs_status st = download(g, hb, dbuf, n * sizeof(float), where);
-    if (st != HS_OK) return st;
-    for (int s = 0; s < bv->n_seqs; s++) {
-        int T = bv->seqs[s].n;
-        for (int h = 0; h < nh; h++) {
-            if (!rt_hook_spec_wants(bv->spec, p, l, h)) continue;
-            float *base = hb + (size_t)bv->off[s] * nh * HD + (size_t)h * HD;
-            for (int t = 0; t < T; t++) memcpy(scratch + (size_t)t * HD, base + (size_t)t * nh * HD, (size_t)HD * sizeof(float));
-            fire(bv, p, l, h, s, bv->pos0[s], T, HD, scratch);
-            for (int t = 0; t < T; t++) memcpy(base + (size_t)t * nh * HD, scratch + (size_t)t * HD, (size_t)HD * sizeof(float));
-        }
-    }
-    if (rt_hook_spec_writes(bv->spec, p, l, -1)) g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));
-    return HS_OK;
-}
-
-/* A device (rows, cols) tensor through the hooks of one (point, layer, head, sequence). */
-static hs_status fire_one(rt_gpu *g, const batch_view *bv, rt_hook_point p, int l, int h, int s, float *dbuf, int rows,
-                          int cols) {
-    size_t n = (size_t)rows * cols;
-    float *hb = stage(g, n);
-    char where[96];
-    rt_hook_format_name(p, l, where, sizeof where);
-    hs_status st = download(g, hb, dbuf, n * sizeof(float), where);
-    if (st != HS_OK) return st;
-    fire(bv, p, l, h, s, bv->pos0[s], rows, cols, hb);
-    if (rt_hook_spec_writes(bv->spec, p, l, h)) g->ops->upload(g->ctx, dbuf, hb, n * sizeof(float));   /* edits go back */
-    return HS_OK;
-}
 
 /* ------------------------------------------------------------------ device, dtype, options */
 
@@ -338,6 +211,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     g->split = g->wt == RT_CUDA_BF16 && !o->bf16_single_pass;
     g->attn_bf16 = o->dtype == RT_GPU_BF16 && !o->attn_fp32 && rt_cuda_attention_bf16_supported(m->cfg.d_head);
     g->unfused = o->unfused;
+    g->hooks_sync = o->hooks_sync;
     hs_arena_init(&g->host, 1u << 16);
     st = ops->ctx_init(o->device, o->dtype == RT_GPU_F32, &g->ctx);
     if (st != HS_OK) { g->ctx = NULL; rt_gpu_free(g); return st; }
@@ -387,6 +261,7 @@ void rt_gpu_free(rt_gpu *g) {
         if (g->rope_cos) g->ops->free(g->ctx, g->rope_cos);
         if (g->rope_sin) g->ops->free(g->ctx, g->rope_sin);
         if (g->stage_pinned) g->ops->host_free(g->ctx, g->stage);   /* before the context goes */
+        rt_cuda_hooks_free(g);
         g->ops->ctx_free(g->ctx);
     }
     if (!g->stage_pinned) free(g->stage);
@@ -407,6 +282,7 @@ void rt_gpu_mem_info(rt_gpu *g, size_t *free_b, size_t *total_b) { g->ops->mem_i
 bool rt_gpu_emulated(const rt_gpu *g) { return !g->ops->on_device; }
 
 void rt_gpu_set_attn_hook(rt_gpu *g, rt_gpu_attn_fn fn, void *user) { g->attn_fn = fn; g->attn_user = user; }
+void rt_gpu_set_hooks_sync(rt_gpu *g, bool on) { g->hooks_sync = on; }
 
 void *rt_gpu_mem_alloc(rt_gpu *g, size_t bytes, const char *what) {
     void *p = g->ops->alloc(g->ctx, bytes ? bytes : 1);
@@ -421,7 +297,7 @@ void *rt_gpu_mem_alloc(rt_gpu *g, size_t bytes, const char *what) {
 void rt_gpu_mem_free(rt_gpu *g, void *p) { if (p) g->ops->free(g->ctx, p); }
 void rt_gpu_mem_upload(rt_gpu *g, void *dst, const void *src, size_t bytes) { g->ops->upload(g->ctx, dst, src, bytes); }
 hs_status rt_gpu_mem_download(rt_gpu *g, void *dst, const void *src, size_t bytes) {
-    return download(g, dst, src, bytes, "copying results to the host");
+    return rt_cuda_download(g, dst, src, bytes, "copying results to the host");
 }
 void rt_gpu_mem_zero(rt_gpu *g, void *dst, size_t bytes) { g->ops->zero(g->ctx, dst, bytes); }
 void rt_gpu_note_error(rt_gpu *g, const char *what, const char *err) { g->ops->note_error(g->ctx, what, err); }
@@ -645,14 +521,14 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
         linear(g, &L->k, xin, D, N, b->k);
         linear(g, &L->v, xin, D, N, b->v);
     }
-    TRY(fire_heads(g, bv, RT_HOOK_Q, l, b->q, H, HD, b->scratch));
-    TRY(fire_heads(g, bv, RT_HOOK_K, l, b->k, KV, HD, b->scratch));
-    TRY(fire_heads(g, bv, RT_HOOK_V, l, b->v, KV, HD, b->scratch));
+    TRY(rt_cuda_fire_heads(g, bv, RT_HOOK_Q, l, b->q, H, HD));
+    TRY(rt_cuda_fire_heads(g, bv, RT_HOOK_K, l, b->k, KV, HD));
+    TRY(rt_cuda_fire_heads(g, bv, RT_HOOK_V, l, b->v, KV, HD));
     if (c->arch == RT_ARCH_LLAMA) {
         ops->rope(cx, b->q, QD, N, H, HD, b->pos, g->rope_cos, g->rope_sin, c->rope_interleaved);
         ops->rope(cx, b->k, KD, N, KV, HD, b->pos, g->rope_cos, g->rope_sin, c->rope_interleaved);
-        TRY(fire_heads(g, bv, RT_HOOK_ROT_Q, l, b->q, H, HD, b->scratch));
-        TRY(fire_heads(g, bv, RT_HOOK_ROT_K, l, b->k, KV, HD, b->scratch));
+        TRY(rt_cuda_fire_heads(g, bv, RT_HOOK_ROT_Q, l, b->q, H, HD));
+        TRY(rt_cuda_fire_heads(g, bv, RT_HOOK_ROT_K, l, b->k, KV, HD));
     }
     for (int s = 0; s < bv->n_seqs; s++) {            /* append to the caches */
         rt_gpu_kv *kv = bv->seqs[s].cache;
@@ -703,14 +579,14 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
             const float *Kg = seq_k(g, bv, b, l, s, false) + (size_t)gi * HD, *Vg = seq_k(g, bv, b, l, s, true) + (size_t)gi * HD;
             ops->gemm(cx, false, true, T, Tk, HD, scale, Qh, QD, Kg, KD, RT_CUDA_F32, 0.0f, b->S, Tk);
             ops->mask_scores(cx, b->S, T, Tk, pos0, c->sliding_window);
-            if (sc) TRY(fire_one(g, bv, RT_HOOK_ATTN_SCORES, l, h, s, b->S, T, Tk));
+            if (sc) TRY(rt_cuda_fire_one(g, bv, RT_HOOK_ATTN_SCORES, l, h, s, b->S, T, Tk));
             ops->softmax_rows(cx, b->S, T, Tk, pos0, c->sliding_window);
-            if (pt) TRY(fire_one(g, bv, RT_HOOK_PATTERN, l, h, s, b->S, T, Tk));
+            if (pt) TRY(rt_cuda_fire_one(g, bv, RT_HOOK_PATTERN, l, h, s, b->S, T, Tk));
             ops->gemm(cx, false, false, T, HD, Tk, 1.0f, b->S, Tk, Vg, KD, RT_CUDA_F32, 0.0f,
                       b->z + (size_t)bv->off[s] * QD + (size_t)h * HD, QD);
         }
     }
-    TRY(fire_heads(g, bv, RT_HOOK_Z, l, b->z, H, HD, b->scratch));
+    TRY(rt_cuda_fire_heads(g, bv, RT_HOOK_Z, l, b->z, H, HD));
 
     if (!rt_hook_spec_wants(bv->spec, RT_HOOK_RESULT, l, -1)) {
         (skip_bias ? linear_nobias : linear)(g, &L->o, gemm_in(g, b, b->z, (size_t)N * QD), QD, N, b->ao);
@@ -733,7 +609,7 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
                 gemm_w(g, zh, QD, false, T, D, HD, welem(g, L->o.w, (size_t)h * HD * D), D, b->head, D);
             else                  /* W_O stored (D, H*HD): columns h*HD.. are this head's */
                 gemm_w(g, zh, QD, true, T, D, HD, welem(g, L->o.w, (size_t)h * HD), QD, b->head, D);
-            TRY(fire_one(g, bv, RT_HOOK_RESULT, l, h, s, b->head, T, D));
+            TRY(rt_cuda_fire_one(g, bv, RT_HOOK_RESULT, l, h, s, b->head, T, D));
             ops->add(cx, b->ao + (size_t)bv->off[s] * D, b->head, (size_t)T * D);
         }
     }
@@ -767,15 +643,15 @@ static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b, 
     }
     if (c->arch == RT_ARCH_GPT2) {
         linear(g, &L->up, xin, D, N, b->hid);
-        TRY(fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->hid, F));
+        TRY(rt_cuda_fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->hid, F));
         ops->gelu(g->ctx, b->hid, NF, c->act == RT_ACT_GELU_EXACT);
     } else {
         linear(g, &L->gate, xin, D, N, b->gate);
-        TRY(fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->gate, F));
+        TRY(rt_cuda_fire_rows(g, bv, RT_HOOK_MLP_PRE, l, b->gate, F));
         linear(g, &L->up, xin, D, N, b->hid);
         ops->swiglu(g->ctx, b->hid, b->gate, NF);
     }
-    TRY(fire_rows(g, bv, RT_HOOK_MLP_POST, l, b->hid, F));
+    TRY(rt_cuda_fire_rows(g, bv, RT_HOOK_MLP_POST, l, b->hid, F));
     down(g, &L->down, gemm_in(g, b, b->hid, NF), F, N, b->ao);
     return HS_OK;
 }
@@ -788,8 +664,8 @@ static hs_status logits_stage(rt_gpu *g, const batch_view *bv, run_bufs *b, cons
     int V = c->vocab_size, D = c->d_model;
     g->ops->gather_rows(g->ctx, b->lgin, b->xn, RT_CUDA_F32, b->rows, R, D);
     linear(g, &g->lm_head, gemm_in(g, b, b->lgin, (size_t)R * D), D, R, b->lg);
-    float *h = stage(g, (size_t)R * V);
-    TRY(download(g, h, b->lg, (size_t)R * V * sizeof(float), "logits"));
+    float *h = rt_cuda_stage(g, (size_t)R * V);
+    TRY(rt_cuda_download(g, h, b->lg, (size_t)R * V * sizeof(float), "logits"));
     bool hooked = rt_hook_spec_wants(bv->spec, RT_HOOK_LOGITS, -1, -1);
     int at = 0;
     for (int s = 0; s < bv->n_seqs; s++) {
@@ -847,9 +723,9 @@ static hs_status resid_step(rt_gpu *g, const batch_view *bv, run_bufs *b, step_p
     int N = bv->N, D = c->d_model;
     bool rms = c->norm == RT_NORM_RMS;
     HS_ASSERT(!bias || p.bias);
-    if (y && !p.bias) TRY(fire_rows(g, bv, yh.p, yh.l, y, D));
+    if (y && !p.bias) TRY(rt_cuda_fire_rows(g, bv, yh.p, yh.l, y, D));
     if (y && !p.add) { ops->add(g->ctx, b->x, y, (size_t)N * D); y = NULL; }
-    for (int i = 0; i < nx; i++) TRY(fire_rows(g, bv, xh[i].p, xh[i].l, b->x, D));
+    for (int i = 0; i < nx; i++) TRY(rt_cuda_fire_rows(g, bv, xh[i].p, xh[i].l, b->x, D));
     if (p.fused) {
         gin r = { next ? b->xg : NULL, next && g->split ? b->xg_lo : NULL };
         ops->add_norm_bf16(g->ctx, b->x, y, bias, keep_xn ? b->xn : NULL, nm->w, nm->b, N, D, rms, c->norm_eps,
@@ -858,7 +734,7 @@ static hs_status resid_step(rt_gpu *g, const batch_view *bv, run_bufs *b, step_p
         return HS_OK;
     }
     ops->norm(g->ctx, b->xn, b->x, nm->w, nm->b, N, D, rms, c->norm_eps);
-    TRY(fire_rows(g, bv, nh.p, nh.l, b->xn, D));
+    TRY(rt_cuda_fire_rows(g, bv, nh.p, nh.l, b->xn, D));
     if (next) *next = gemm_in(g, b, b->xn, (size_t)N * D);
     return HS_OK;
 }
@@ -891,10 +767,10 @@ static hs_status run_layers(rt_gpu *g, const batch_view *bv, run_bufs *b, const 
 
     /* embeddings: hook_embed and hook_pos_embed see their parts before they are summed */
     ops->gather_rows(cx, b->x, g->tok_embed, g->wt, b->ids, N, D);
-    TRY(fire_rows(g, bv, RT_HOOK_EMBED, -1, b->x, D));
+    TRY(rt_cuda_fire_rows(g, bv, RT_HOOK_EMBED, -1, b->x, D));
     if (g->pos_embed) {
         ops->gather_rows(cx, b->ao, g->pos_embed, RT_CUDA_F32, b->pos, N, D);
-        TRY(fire_rows(g, bv, RT_HOOK_POS_EMBED, -1, b->ao, D));
+        TRY(rt_cuda_fire_rows(g, bv, RT_HOOK_POS_EMBED, -1, b->ao, D));
         ops->add(cx, b->x, b->ao, ND);
     }
     gin xin;
@@ -909,6 +785,7 @@ static hs_status run_layers(rt_gpu *g, const batch_view *bv, run_bufs *b, const 
         TRY(mlp_block(g, bv, l, b, xin, pm.bias));
         TRY(enter_layer(g, bv, b, l + 1, pm, &xin));
     }
+    TRY(rt_cuda_hooks_flush(g, bv));                  /* every pending read-only hook, before the logits' */
     TRY(logits_stage(g, bv, b, lb, R, last_logits));
     return ops->check(cx, "the forward pass");
 }
@@ -922,8 +799,9 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
     hs_status st = check_batch(g, seqs, n_seqs);
     if (st != HS_OK) return st;
     hs_arena_reset(&g->host);
+    rt_cuda_hooks_reset(g);   /* nothing pending from a forward that failed part-way */
 
-    batch_view bv = { seqs, n_seqs, NULL, NULL, NULL, 0, 0, 0, 0, spec };
+    batch_view bv = { .seqs = seqs, .n_seqs = n_seqs, .spec = spec };
     bv.off = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
     bv.pos0 = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
     bv.koff16 = hs_arena_alloc(&g->host, (size_t)n_seqs * sizeof(int));
@@ -962,6 +840,7 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
     carve(g, &rs, g->act, &b);
     int D = c->d_model, HD = c->d_head;
     b.scratch = hs_arena_alloc(&g->host, (size_t)bv.T_max * (size_t)(D > HD ? D : HD) * sizeof(float));
+    bv.scratch = b.scratch;
     if (c->arch == RT_ARCH_LLAMA && rope_ensure(g, bv.Tk_max) != HS_OK) return HS_EIO;
 
     /* per-run uploads: packed ids and positions, logits rows, attention descriptors per layer */

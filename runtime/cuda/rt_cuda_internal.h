@@ -21,6 +21,11 @@ struct rt_cuda_ctx {
     bool sync_each;         /* HS_CUDA_SYNC=1 */
     int smem_optin;         /* max dynamic shared memory per block (bytes) after opt-in */
     int n_sm;
+    /* the hook pipeline's copies (download_async), made on first use */
+    bool copy_ready;
+    cudaStream_t cstream;   /* device -> host copies beside the compute stream */
+    cudaEvent_t ev_ready;   /* "everything queued so far" on the compute stream */
+    cudaEvent_t ev_done[RT_CUDA_COPY_SLOTS];   /* each slot's copy finished */
     char err[320];          /* first failure since the last check, "" if none */
 };
 

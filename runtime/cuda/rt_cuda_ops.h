@@ -26,6 +26,7 @@ typedef enum { RT_CUDA_F32 = 0, RT_CUDA_BF16 = 1 } rt_cuda_dtype;   /* element t
 typedef struct rt_cuda_ctx rt_cuda_ctx;
 
 enum { RT_CUDA_MAX_HD = 256 };   /* largest head dim the attention kernel is instantiated for */
+enum { RT_CUDA_COPY_SLOTS = 2 }; /* download_async slots: the hook pipeline's double buffer */
 
 /* One sequence of a batch as attention sees it (an array of these lives in the table's memory). */
 typedef struct {
@@ -59,6 +60,14 @@ typedef struct {
     void (*free)(rt_cuda_ctx *c, void *p);
     void (*upload)(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes);   /* host -> table; src reusable on return */
     void (*download)(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes); /* table -> host; waits */
+    /* The hook pipeline's copies (runtime/cuda/rt_cuda_hooks.c): queue src -> dst (host memory,
+     * page-locked for a real overlap) on the context's copy stream after everything queued so far,
+     * and make everything queued later on the main stream wait for it (the GPU waits, the host does
+     * not). slot in [0, RT_CUDA_COPY_SLOTS) names the copy for download_wait, which waits for it:
+     * HS_OK, or HS_EIO after one line naming `where` (a failed copy or an earlier failed kernel).
+     * The reference table copies at once and never fails. */
+    void (*download_async)(rt_cuda_ctx *c, int slot, void *dst, const void *src, size_t bytes);
+    hs_status (*download_wait)(rt_cuda_ctx *c, int slot, const char *where);
     void (*zero)(rt_cuda_ctx *c, void *dst, size_t bytes);
     void (*mem_info)(rt_cuda_ctx *c, size_t *free_b, size_t *total_b);
     /* Host memory for staging copies: page-locked on the device table (PCIe copies run at full

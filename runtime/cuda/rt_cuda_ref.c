@@ -309,6 +309,8 @@ static void *h_alloc(rt_cuda_ctx *c, size_t bytes) { return malloc(bytes ? bytes
 static void h_free(rt_cuda_ctx *c, void *p) { free(p); }
 static void h_copy(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
 static void h_zero(rt_cuda_ctx *c, void *dst, size_t bytes) { if (bytes) memset(dst, 0, bytes); }
+static void h_download_async(rt_cuda_ctx *c, int slot, void *dst, const void *src, size_t bytes) { if (bytes) memcpy(dst, src, bytes); }
+static hs_status h_download_wait(rt_cuda_ctx *c, int slot, const char *where) { return HS_OK; }
 static void h_mem_info(rt_cuda_ctx *c, size_t *free_b, size_t *total_b) { *free_b = 0; *total_b = 0; }
 
 static void h_copy2d(rt_cuda_ctx *c, float *dst, int ldd, const float *src, int lds, int rows, int cols) {
@@ -413,7 +415,7 @@ static void h_rank_count(rt_cuda_ctx *c, const float *C, int R, int Wb, int v0, 
 static const rt_cuda_ops k_host_ops = {
     "cpu-reference", false,
     h_ctx_init, h_ctx_free, h_check, h_note_error, h_stream,
-    h_alloc, h_free, h_copy, h_copy, h_zero, h_mem_info, h_alloc, h_free,
+    h_alloc, h_free, h_copy, h_copy, h_download_async, h_download_wait, h_zero, h_mem_info, h_alloc, h_free,
     h_copy2d, h_gather_rows, h_add, h_add_bias, h_norm, h_rope, h_gelu, h_swiglu, h_to_bf16, h_to_bf16_split,
     h_bias_gelu_bf16, h_swiglu_bf16, h_add_norm_bf16, h_qkv_split, h_gemm,
     h_attention, h_attention_bf16, h_mask_scores, h_softmax_rows,
