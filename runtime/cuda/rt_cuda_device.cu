@@ -140,6 +140,7 @@ static void d_ctx_free(rt_cuda_ctx *c) {
     if (c->copy_ready) {
         cudaStreamSynchronize(c->cstream);
         cudaStreamDestroy(c->cstream);
+        for (int i = 0; i < RT_CUDA_COPY_SLOTS; i++) if (c->dstage[i]) cudaFree(c->dstage[i]);
         cudaEventDestroy(c->ev_ready);
         for (int i = 0; i < RT_CUDA_COPY_SLOTS; i++) cudaEventDestroy(c->ev_done[i]);
     }
@@ -207,13 +208,32 @@ static bool copy_setup(rt_cuda_ctx *c) {
     c->copy_ready = true;
     return true;
 }
+/* The tensor is first snapshotted on the device (a device-to-device copy, ~30x faster than PCIe)
+ * into the slot's device staging buffer; the PCIe copy then runs from there on the copy stream
+ * while the compute stream goes on — compute overlaps the copies. The compute stream waits only
+ * for the previous PCIe copy out of the same slot (two slots: rarely a wait at all). Without room
+ * for the snapshot, the compute stream waits for the PCIe copy itself. */
 static void d_download_async(rt_cuda_ctx *c, int slot, void *dst, const void *src, size_t bytes) {
     if (!bytes || slot < 0 || slot >= RT_CUDA_COPY_SLOTS || !copy_setup(c)) return;
-    cudaError_t e = cudaEventRecord(c->ev_ready, c->stream);                    /* after the tensor was written */
+    cudaError_t e = cudaSuccess;
+    if (bytes > c->dcap[slot]) {                      /* grow the snapshot buffer (once per size) */
+        e = cudaEventSynchronize(c->ev_done[slot]);   /* its last copy is done before it goes */
+        if (c->dstage[slot]) cudaFree(c->dstage[slot]);
+        c->dstage[slot] = NULL; c->dcap[slot] = 0;
+        if (e == cudaSuccess && cudaMalloc(&c->dstage[slot], bytes) == cudaSuccess) c->dcap[slot] = bytes;
+        else { c->dstage[slot] = NULL; cudaGetLastError(); e = cudaSuccess; }   /* no room: copy directly */
+    }
+    const void *from = src;
+    if (c->dstage[slot]) {
+        e = cudaStreamWaitEvent(c->stream, c->ev_done[slot], 0);                  /* the slot's last PCIe copy */
+        if (e == cudaSuccess) e = cudaMemcpyAsync(c->dstage[slot], src, bytes, cudaMemcpyDeviceToDevice, c->stream);
+        from = c->dstage[slot];
+    }
+    if (e == cudaSuccess) e = cudaEventRecord(c->ev_ready, c->stream);         /* after the tensor (snapshot) was written */
     if (e == cudaSuccess) e = cudaStreamWaitEvent(c->cstream, c->ev_ready, 0);
-    if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->cstream);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(dst, from, bytes, cudaMemcpyDeviceToHost, c->cstream);
     if (e == cudaSuccess) e = cudaEventRecord(c->ev_done[slot], c->cstream);
-    if (e == cudaSuccess) e = cudaStreamWaitEvent(c->stream, c->ev_done[slot], 0);   /* nothing overwrites it first */
+    if (e == cudaSuccess && !c->dstage[slot]) e = cudaStreamWaitEvent(c->stream, c->ev_done[slot], 0);   /* nothing overwrites it first */
     if (e != cudaSuccess) rt_cuda_note(c, "cudaMemcpyAsync device->host (hook pipeline)", cudaGetErrorString(e));
 }
 static hs_status d_download_wait(rt_cuda_ctx *c, int slot, const char *where) {

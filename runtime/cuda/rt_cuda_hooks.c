@@ -5,9 +5,9 @@
  *   synchronous — the tensor may be edited by some request: copy out, wait, fire, copy back. The
  *     GPU idles while the callbacks run, which is what an edit needs (the next kernel reads it).
  *   pipelined — every request on it is read-only (capture, recorders, analyses): the copy is queued
- *     on the context's copy stream into one of two page-locked slots and the function returns; the
- *     GPU's later work waits for the copy (the tensor is not overwritten before it is taken), not
- *     the host. The hooks fire when their slot is needed again, before any synchronous hook, and at
+ *     on the context's copy stream into one of two page-locked slots and the function returns (the
+ *     device table first snapshots it on the device, so later kernels may overwrite it while the
+ *     PCIe copy runs beside them); neither the host nor the GPU waits for the copy. The hooks fire when their slot is needed again, before any synchronous hook, and at
  *     the end of the forward — in the order they were queued, which is forward.c's order — so the
  *     host's callbacks (f16 encoding, store batches) run while the GPU computes the next layers.
  * opts.hooks_sync forces the synchronous path everywhere (tests compare the two).

@@ -26,6 +26,8 @@ struct rt_cuda_ctx {
     cudaStream_t cstream;   /* device -> host copies beside the compute stream */
     cudaEvent_t ev_ready;   /* "everything queued so far" on the compute stream */
     cudaEvent_t ev_done[RT_CUDA_COPY_SLOTS];   /* each slot's copy finished */
+    void *dstage[RT_CUDA_COPY_SLOTS];          /* device snapshot of each slot's tensor (bytes dcap[i]) */
+    size_t dcap[RT_CUDA_COPY_SLOTS];
     char err[320];          /* first failure since the last check, "" if none */
 };
 

@@ -61,9 +61,11 @@ typedef struct {
     void (*upload)(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes);   /* host -> table; src reusable on return */
     void (*download)(rt_cuda_ctx *c, void *dst, const void *src, size_t bytes); /* table -> host; waits */
     /* The hook pipeline's copies (runtime/cuda/rt_cuda_hooks.c): queue src -> dst (host memory,
-     * page-locked for a real overlap) on the context's copy stream after everything queued so far,
-     * and make everything queued later on the main stream wait for it (the GPU waits, the host does
-     * not). slot in [0, RT_CUDA_COPY_SLOTS) names the copy for download_wait, which waits for it:
+     * page-locked for a real overlap) of src as it is once everything queued so far has run; work
+     * queued later may overwrite src at once (the device table snapshots it into a device buffer
+     * per slot and copies from there on its copy stream, overlapping later kernels; without room
+     * for the snapshot, later work waits for the copy) and the host does not wait. slot in
+     * [0, RT_CUDA_COPY_SLOTS) names the copy for download_wait, which waits for it:
      * HS_OK, or HS_EIO after one line naming `where` (a failed copy or an earlier failed kernel).
      * The reference table copies at once and never fails. */
     void (*download_async)(rt_cuda_ctx *c, int slot, void *dst, const void *src, size_t bytes);
