@@ -69,6 +69,8 @@ typedef struct {
                            * float instead of double (within one bf16 rounding; tests compare them) */
     bool hooks_sync;      /* every hook as a synchronous round trip: no pipelined copies of read-only
                            * hooked tensors (rt_cuda_hooks.c); tests compare the two */
+    int mlp_chunk_rows;   /* bf16 modes without MLP hooks: rows per pass of the chunked MLP (0: 2048;
+                           * tests use a few rows to run many passes on short prompts) */
     bool profile;         /* time every kernel and copy with CUDA events (rt_cuda_profile.cu; serialises
                            * the host with the GPU): rt_cuda_profile_report prints the totals */
     bool no_weights;      /* a context only (device, stream, cuBLAS, memory, the rt_gpu_calc_* kernels):

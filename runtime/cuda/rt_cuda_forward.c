@@ -28,6 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Rows per pass of the chunked MLP: the (rows, d_mlp) fp32 GEMM outputs are the largest
+ * activations (Llama-1B shapes, 8 × 1024 tokens: 256 MiB each for gate and up), and nothing
+ * outside the MLP needs them whole when no hook watches them; 2048 rows keep the GEMMs large
+ * (M = 2048) and cut the activation block by a third or more (docs/gpu.md). */
+enum { MLP_CHUNK = 2048 };
+
 struct rt_gpu_kv {
     rt_gpu *g;
     float *k, *v;               /* device (L, cap, KV*HD) each */
@@ -37,6 +43,8 @@ struct rt_gpu_kv {
 typedef struct {                /* the run's device buffers, carved from g->act */
     float *x, *xn, *qkv, *q, *k, *v, *z, *zm, *ao, *hid, *gate, *lse, *S, *head, *zeros, *lg, *lgin;
     uint16_t *xg, *xg_lo;       /* bf16 GEMM-input scratch: hi and (split mode) lo parts */
+    uint16_t *hg, *hg_lo;       /* chunked MLP: (mlp_rows, F) bf16 hidden, hi and lo */
+    int mlp_rows;
     uint16_t *k16, *v16;        /* (Tk_sum, KV*HD) bf16 copies of the current layer's keys/values (attn_bf16) */
     int *ids, *pos, *rows;      /* (N), (N), (R) */
     rt_cuda_seq *seqs;          /* (L, n_seqs) attention descriptors, one row per layer */
@@ -212,6 +220,7 @@ hs_status rt_gpu_init(const rt_model *m, const rt_gpu_opts *o, rt_gpu **out) {
     g->attn_bf16 = o->dtype == RT_GPU_BF16 && !o->attn_fp32 && rt_cuda_attention_bf16_supported(m->cfg.d_head);
     g->unfused = o->unfused;
     g->hooks_sync = o->hooks_sync;
+    g->mlp_chunk = o->mlp_chunk_rows > 0 ? o->mlp_chunk_rows : MLP_CHUNK;
     hs_arena_init(&g->host, 1u << 16);
     st = ops->ctx_init(o->device, o->dtype == RT_GPU_F32, &g->ctx);
     if (st != HS_OK) { g->ctx = NULL; rt_gpu_free(g); return st; }
@@ -391,7 +400,10 @@ static hs_status rope_ensure(rt_gpu *g, int n) {
 typedef struct {                /* what a run needs, for sizing the activation block */
     int N, T_max, Tk_max, R, n_seqs, Tk_sum;
     bool any_full, any_result;
+    int mlp_rows;               /* rows of the MLP's (rows, d_mlp) buffers: N, or MLP_CHUNK when chunked */
+    bool mlp_chunked;           /* the fused MLP runs in row chunks (see mlp_block) */
 } run_shape;
+
 
 /* Carve the buffers out of `base` (NULL: only measure). Returns the bytes needed. */
 static size_t carve(const rt_gpu *g, const run_shape *rs, char *base, run_bufs *b) {
@@ -411,8 +423,11 @@ static size_t carve(const rt_gpu *g, const run_shape *rs, char *base, run_bufs *
     TAKE(z, N * QD, float);
     TAKE(zm, rs->any_result ? N * QD : 0, float);
     TAKE(ao, N * D, float);
-    TAKE(hid, N * F, float);
-    TAKE(gate, c->arch == RT_ARCH_LLAMA ? N * F : 0, float);
+    size_t MR = (size_t)rs->mlp_rows;
+    TAKE(hid, MR * F, float);
+    TAKE(gate, c->arch == RT_ARCH_LLAMA ? MR * F : 0, float);
+    TAKE(hg, rs->mlp_chunked ? MR * F : 0, uint16_t);
+    TAKE(hg_lo, rs->mlp_chunked && g->split ? MR * F : 0, uint16_t);
     TAKE(lse, N * H, float);
     TAKE(S, rs->any_full ? (size_t)rs->T_max * rs->Tk_max : 0, float);
     TAKE(head, rs->any_result ? (size_t)rs->T_max * D : 0, float);
@@ -420,7 +435,7 @@ static size_t carve(const rt_gpu *g, const run_shape *rs, char *base, run_bufs *
     TAKE(lg, (size_t)rs->R * c->vocab_size, float);
     TAKE(lgin, (size_t)rs->R * D, float);
     size_t gin = D > QD ? D : QD;
-    if (F > gin) gin = F;
+    if (F > gin && !rs->mlp_chunked) gin = F;   /* unchunked: the MLP's hidden goes through xg too */
     TAKE(xg, g->wt == RT_CUDA_BF16 ? N * gin : 0, uint16_t);
     TAKE(xg_lo, g->split ? N * gin : 0, uint16_t);
     TAKE(k16, g->attn_bf16 ? (size_t)rs->Tk_sum * KD : 0, uint16_t);
@@ -625,6 +640,26 @@ static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b, 
     int N = bv->N, D = c->d_model, F = c->d_mlp;
     size_t NF = (size_t)N * F;
     void (*down)(rt_gpu *, const dlinear *, gin, int, int, float *) = skip_bias ? linear_nobias : linear;
+    if (b->hg) {
+        /* chunked (no MLP hook anywhere in the run): per block of rows, the up (and gate) GEMM, the
+         * fused activation + bf16 conversion into hg, the down GEMM into those rows of ao; the
+         * fp32 hidden never exists for more than b->mlp_rows rows */
+        gin h = { b->hg, g->split ? b->hg_lo : NULL };
+        for (int r0 = 0; r0 < N; r0 += b->mlp_rows) {
+            int rows = N - r0 < b->mlp_rows ? N - r0 : b->mlp_rows;
+            gin xr = gin_at(g, xin, (size_t)r0 * D);
+            if (c->arch == RT_ARCH_GPT2) {
+                linear_nobias(g, &L->up, xr, D, rows, b->hid);
+                ops->bias_gelu_bf16(g->ctx, b->hid, L->up.b, rows, F, c->act == RT_ACT_GELU_EXACT, b->hg, h.lo ? b->hg_lo : NULL);
+            } else {
+                linear(g, &L->gate, xr, D, rows, b->gate);
+                linear(g, &L->up, xr, D, rows, b->hid);
+                ops->swiglu_bf16(g->ctx, b->hid, b->gate, (size_t)rows * F, b->hg, h.lo ? b->hg_lo : NULL);
+            }
+            down(g, &L->down, h, F, rows, b->ao + (size_t)r0 * D);
+        }
+        return HS_OK;
+    }
     if (g->wt == RT_CUDA_BF16 && !g->unfused && !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_PRE, l, -1) &&
         !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_POST, l, -1)) {
         /* no hook needs the fp32 activations: activation and bf16 conversion in one pass
@@ -825,7 +860,10 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
 
     run_shape rs = { bv.N, bv.T_max, bv.Tk_max, R, n_seqs, bv.Tk_sum,
                      rt_hook_spec_wants(spec, RT_HOOK_PATTERN, -1, -1) || rt_hook_spec_wants(spec, RT_HOOK_ATTN_SCORES, -1, -1),
-                     rt_hook_spec_wants(spec, RT_HOOK_RESULT, -1, -1) };
+                     rt_hook_spec_wants(spec, RT_HOOK_RESULT, -1, -1), bv.N, false };
+    rs.mlp_chunked = g->wt == RT_CUDA_BF16 && !g->unfused && !rt_hook_spec_wants(spec, RT_HOOK_MLP_PRE, -1, -1) &&
+                     !rt_hook_spec_wants(spec, RT_HOOK_MLP_POST, -1, -1);
+    if (rs.mlp_chunked && rs.mlp_rows > g->mlp_chunk) rs.mlp_rows = g->mlp_chunk;
     run_bufs b;
     memset(&b, 0, sizeof b);
     size_t need = carve(g, &rs, NULL, &b);
@@ -838,6 +876,7 @@ hs_status rt_gpu_forward_run(rt_gpu *g, const rt_gpu_seq *seqs, int n_seqs, cons
     }
     if (need > g->act_peak) g->act_peak = need;
     carve(g, &rs, g->act, &b);
+    b.mlp_rows = rs.mlp_rows;
     int D = c->d_model, HD = c->d_head;
     b.scratch = hs_arena_alloc(&g->host, (size_t)bv.T_max * (size_t)(D > HD ? D : HD) * sizeof(float));
     bv.scratch = b.scratch;

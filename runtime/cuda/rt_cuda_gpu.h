@@ -48,6 +48,7 @@ struct rt_gpu {
     bool attn_bf16;             /* bf16 mode, supported head size, not opts.attn_fp32: tensor-core attention */
     bool unfused;               /* opts.unfused: every step as its own kernel, as when hooks watch it */
     bool hooks_sync;            /* opts.hooks_sync: every hook as a synchronous round trip */
+    int mlp_chunk;              /* rows per pass of the chunked MLP (opts.mlp_chunk_rows, default MLP_CHUNK) */
     size_t wsz;                 /* bytes per weight element */
     void *wblock; size_t wbytes;
     const void *tok_embed;      /* (V, D) wt */
