@@ -631,6 +631,25 @@ static hs_status attention_block(rt_gpu *g, const batch_view *bv, int l, run_buf
     return HS_OK;
 }
 
+/* The fused MLP of `rows` rows (no hook needs the fp32 activations): the up (and gate) GEMM on x
+ * into b->hid (b->gate), the activation + bf16 conversion in one pass into h (rt_cuda_fused.cu;
+ * GELU in float there, in double on the unfused path), the down GEMM into y (rows, D). */
+static void mlp_fused_rows(rt_gpu *g, const dlayer *L, const run_bufs *b, gin x, int rows, gin h, float *y, bool skip_bias) {
+    const rt_cuda_ops *ops = g->ops;
+    const rt_config *c = &g->m->cfg;
+    int D = c->d_model, F = c->d_mlp;
+    uint16_t *hi = (uint16_t *)h.hi, *lo = (uint16_t *)h.lo;
+    if (c->arch == RT_ARCH_GPT2) {
+        linear_nobias(g, &L->up, x, D, rows, b->hid);
+        ops->bias_gelu_bf16(g->ctx, b->hid, L->up.b, rows, F, c->act == RT_ACT_GELU_EXACT, hi, lo);
+    } else {
+        linear(g, &L->gate, x, D, rows, b->gate);
+        linear(g, &L->up, x, D, rows, b->hid);
+        ops->swiglu_bf16(g->ctx, b->hid, b->gate, (size_t)rows * F, hi, lo);
+    }
+    (skip_bias ? linear_nobias : linear)(g, &L->down, h, F, rows, y);
+}
+
 /* The MLP of layer l on the GEMM input xin (ln2's output) into b->ao; with skip_bias the down
  * projection's bias is left out (resid_step's fused pass adds it). */
 static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b, gin xin, bool skip_bias) {
@@ -641,39 +660,19 @@ static hs_status mlp_block(rt_gpu *g, const batch_view *bv, int l, run_bufs *b, 
     size_t NF = (size_t)N * F;
     void (*down)(rt_gpu *, const dlinear *, gin, int, int, float *) = skip_bias ? linear_nobias : linear;
     if (b->hg) {
-        /* chunked (no MLP hook anywhere in the run): per block of rows, the up (and gate) GEMM, the
-         * fused activation + bf16 conversion into hg, the down GEMM into those rows of ao; the
-         * fp32 hidden never exists for more than b->mlp_rows rows */
+        /* chunked (no MLP hook anywhere in the run): per block of rows; the fp32 hidden never
+         * exists for more than b->mlp_rows rows */
         gin h = { b->hg, g->split ? b->hg_lo : NULL };
         for (int r0 = 0; r0 < N; r0 += b->mlp_rows) {
             int rows = N - r0 < b->mlp_rows ? N - r0 : b->mlp_rows;
-            gin xr = gin_at(g, xin, (size_t)r0 * D);
-            if (c->arch == RT_ARCH_GPT2) {
-                linear_nobias(g, &L->up, xr, D, rows, b->hid);
-                ops->bias_gelu_bf16(g->ctx, b->hid, L->up.b, rows, F, c->act == RT_ACT_GELU_EXACT, b->hg, h.lo ? b->hg_lo : NULL);
-            } else {
-                linear(g, &L->gate, xr, D, rows, b->gate);
-                linear(g, &L->up, xr, D, rows, b->hid);
-                ops->swiglu_bf16(g->ctx, b->hid, b->gate, (size_t)rows * F, b->hg, h.lo ? b->hg_lo : NULL);
-            }
-            down(g, &L->down, h, F, rows, b->ao + (size_t)r0 * D);
+            mlp_fused_rows(g, L, b, gin_at(g, xin, (size_t)r0 * D), rows, h, b->ao + (size_t)r0 * D, skip_bias);
         }
         return HS_OK;
     }
     if (g->wt == RT_CUDA_BF16 && !g->unfused && !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_PRE, l, -1) &&
         !rt_hook_spec_wants(bv->spec, RT_HOOK_MLP_POST, l, -1)) {
-        /* no hook needs the fp32 activations: activation and bf16 conversion in one pass
-         * (rt_cuda_fused.cu; GELU in float there, in double below) */
-        gin h = { b->xg, g->split ? b->xg_lo : NULL };
-        if (c->arch == RT_ARCH_GPT2) {
-            linear_nobias(g, &L->up, xin, D, N, b->hid);
-            ops->bias_gelu_bf16(g->ctx, b->hid, L->up.b, N, F, c->act == RT_ACT_GELU_EXACT, b->xg, h.lo ? b->xg_lo : NULL);
-        } else {
-            linear(g, &L->gate, xin, D, N, b->gate);
-            linear(g, &L->up, xin, D, N, b->hid);
-            ops->swiglu_bf16(g->ctx, b->hid, b->gate, NF, b->xg, h.lo ? b->xg_lo : NULL);
-        }
-        down(g, &L->down, h, F, N, b->ao);
+        /* this layer's MLP unhooked (another's is not): one pass, the hidden's bf16 through xg */
+        mlp_fused_rows(g, L, b, xin, N, (gin){ b->xg, g->split ? b->xg_lo : NULL }, b->ao, skip_bias);
         return HS_OK;
     }
     if (c->arch == RT_ARCH_GPT2) {
