@@ -44,6 +44,17 @@ int cli_unknown(const char *cmd, const char *arg) {
     return CLI_BADINPUT;
 }
 
+bool cli_parse_device_dtype(const char *device_arg, const char *dtype_arg, bool *cuda, int *device, rt_gpu_dtype *dt) {
+    *cuda = false; *device = 0; *dt = RT_GPU_BF16;
+    if (rt_gpu_parse_device(device_arg, cuda, device) != HS_OK) return false;
+    if (dtype_arg && rt_gpu_parse_dtype(dtype_arg, dt) != HS_OK) return false;
+    if (!*cuda && dtype_arg && *dt != RT_GPU_F32) {
+        hs_log_error("headscope", "--dtype %s needs --device cuda (the CPU runtime computes in fp32)", dtype_arg);
+        return false;
+    }
+    return !*cuda || rt_gpu_device_check(*device, NULL) == HS_OK;
+}
+
 bool cli_load(const char *path, const char *tok_override, bool want_tok, rt_model **m, rt_tokenizer **tok) {
     *m = NULL;
     if (tok) *tok = NULL;

@@ -3,6 +3,7 @@
 #ifndef HS_CLI_H
 #define HS_CLI_H
 #include "runtime/common.h"
+#include "runtime/gpu.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
 #include <stdio.h>
@@ -37,6 +38,9 @@ bool cli_parse_float(const char *s, const char *opt, double lo, double hi, doubl
 /* Unknown option / extra argument: one line, returns CLI_BADINPUT. */
 int cli_unknown(const char *cmd, const char *arg);
 
+/* --device and --dtype of trace/generate: device_arg (cpu, cuda, cuda:N), dtype_arg (NULL: bf16 on
+ * the GPU); a non-fp32 dtype on the CPU and a missing GPU are refused. One line and false on error. */
+bool cli_parse_device_dtype(const char *device_arg, const char *dtype_arg, bool *cuda, int *device, rt_gpu_dtype *dt);
 /* Load the model at `path` and, when want_tok, its tokenizer (override path or the one beside it).
  * On failure the error line is already printed; returns false and leaves *m, *tok NULL. */
 bool cli_load(const char *path, const char *tok_override, bool want_tok, rt_model **m, rt_tokenizer **tok);

@@ -135,16 +135,10 @@ int cmd_trace(int argc, char **argv) {
         hs_log_error("headscope", "trace needs MODEL, exactly one of --prompt/--ids, and --out — see 'headscope trace --help'");
         return CLI_BADINPUT;
     }
-    bool cuda = false;
-    int device = 0;
-    rt_gpu_dtype gdt = RT_GPU_BF16;
-    if (rt_gpu_parse_device(device_arg, &cuda, &device) != HS_OK) return CLI_BADINPUT;
-    if (dtype_arg && rt_gpu_parse_dtype(dtype_arg, &gdt) != HS_OK) return CLI_BADINPUT;
-    if (!cuda && dtype_arg && gdt != RT_GPU_F32) {
-        hs_log_error("headscope", "--dtype %s needs --device cuda (the CPU runtime computes in fp32)", dtype_arg);
-        return CLI_BADINPUT;
-    }
-    if (cuda && rt_gpu_device_check(device, NULL) != HS_OK) return CLI_BADINPUT;
+    bool cuda;
+    int device;
+    rt_gpu_dtype gdt;
+    if (!cli_parse_device_dtype(device_arg, dtype_arg, &cuda, &device, &gdt)) return CLI_BADINPUT;
     rt_model *m; rt_tokenizer *tok = NULL;
     long n_ctx = 0;
     if (nctx_arg && !cli_parse_int(nctx_arg, "--n-ctx", 1, 1 << 24, &n_ctx)) return CLI_BADINPUT;

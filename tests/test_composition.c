@@ -249,17 +249,13 @@ static void check_shared(const char *name, const char *rel, const char *out) {
 
 
 static void check_cli(void) {
-    const char *hs = getenv("HS");
-    if (!hs || !*hs) hs = "bin/headscope";
-    if (access(hs, X_OK) != 0) { tl_skip("CLI: %s not built", hs); return; }
+    const char *hs = tl_cli();
+    if (!hs) return;
     const char *bad[] = { "analyze composition", "analyze composition --model tests/fixtures/models/rand-gpt2 --top 3",
                           "analyze composition --model tests/fixtures/models/rand-gpt2 --null-samples 1",
                           "analyze composition --model tests/fixtures/models/rand-gpt2 --threshold abc",
                           "analyze composition --model /nonexistent/model", "analyze composition --model tests/fixtures/models/rand-gpt2 --seed" };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        int lines, st = tl_run_cli(hs, bad[i], &lines);
-        TL_CHECK(st == 2 && lines == 1, "headscope %s -> exit %d (want 2), %d stderr line(s) (want 1)", bad[i], st, lines);
-    }
+    tl_check_cli_refuses(hs, bad, sizeof bad / sizeof *bad);
     int lines, st = tl_run_cli(hs, "analyze composition --help", &lines);
     TL_CHECK(st == 0 && lines == 0, "headscope analyze composition --help -> exit 0");
     st = tl_run_cli(hs, "analyze composition --model tests/fixtures/models/rand-llama-gqa --fold-ln --threshold 2 --null-samples 50 --seed 3", &lines);

@@ -432,8 +432,8 @@ static void expect_bad(const char *hs, const char *what, char *const argv[], con
 }
 
 static void test_cli(const char *tmp) {
-    const char *hs = getenv("HS") && *getenv("HS") ? getenv("HS") : "bin/headscope";   /* make test sets HS */
-    if (access(hs, X_OK) != 0) { tl_skip("CLI: %s not built", hs); return; }
+    const char *hs = tl_cli();
+    if (!hs) return;
     const char *m = tl_shared_path("models/stories260K/stories260K.bin");
     char *a1[] = { "headscope", "analyze", "spectra", NULL };
     char *a2[] = { "headscope", "analyze", "spectra", "--model", "/nonexistent/model", NULL };

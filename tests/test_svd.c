@@ -460,19 +460,13 @@ static void check_nan(void) {
 
 /* ---- 8: CLI ---- */
 
-/* Run `HS args`, return the exit status and the number of stderr lines. */
-
 static void check_cli(void) {
-    const char *hs = getenv("HS");
-    if (!hs || !*hs) hs = "bin/headscope";
-    if (access(hs, X_OK) != 0) { tl_skip("CLI: %s not built", hs); return; }
+    const char *hs = tl_cli();
+    if (!hs) return;
     const char *bad[] = { "analyze svd", "analyze svd --model tests/fixtures/models/rand-gpt2 --bogus",
                           "analyze svd --model tests/fixtures/models/rand-gpt2 --top 0",
                           "analyze svd --model /nonexistent/model", "analyze svd --model" };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        int lines, st = tl_run_cli(hs, bad[i], &lines);
-        TL_CHECK(st == 2 && lines == 1, "headscope %s -> exit %d (want 2), %d stderr line(s) (want 1)", bad[i], st, lines);
-    }
+    tl_check_cli_refuses(hs, bad, sizeof bad / sizeof *bad);
     int lines, st = tl_run_cli(hs, "analyze svd --help", &lines);
     TL_CHECK(st == 0 && lines == 0, "headscope analyze svd --help -> exit 0");
     st = tl_run_cli(hs, "analyze svd --model tests/fixtures/models/rand-gpt2 --fold-ln --top 2", &lines);

@@ -83,6 +83,22 @@ static inline int tl_run_cli(const char *hs, const char *args, int *stderr_lines
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The CLI under test: $HS (make test sets it), else bin/headscope; NULL after a visible skip line
+ * when it is not built. */
+static inline const char *tl_cli(void) {
+    const char *hs = getenv("HS");
+    if (!hs || !*hs) hs = "bin/headscope";
+    if (access(hs, X_OK) != 0) { tl_skip("CLI: %s not built", hs); return NULL; }
+    return hs;
+}
+/* Each of the n argument strings must make `HS args` exit 2 with exactly one stderr line. */
+static inline void tl_check_cli_refuses(const char *hs, const char *const *args, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int lines, st = tl_run_cli(hs, args[i], &lines);
+        TL_CHECK(st == 2 && lines == 1, "headscope %s -> exit %d (want 2), %d stderr line(s) (want 1)", args[i], st, lines);
+    }
+}
+
 static inline int tl_rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb; (void)flag; (void)ftw;
     return remove(p);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "probe_cuda_stats.h"
+#include "runtime/cuda/rt_cuda_attn_f32.h"
 #include "runtime/cuda/rt_cuda_mma.h"
 
 namespace {
@@ -81,13 +82,7 @@ __global__ void __launch_bounds__(128) stats_kernel(const float *q, int ldq, con
         }
         __syncthreads();
         float s[kRPW];
-#pragma unroll
-        for (int rr = 0; rr < kRPW; rr++) s[rr] = 0.0f;
-        for (int d = 0; d < HD; d++) {
-            float kd = Ks[lane * ldks + d];
-#pragma unroll
-            for (int rr = 0; rr < kRPW; rr++) s[rr] = fmaf(Qs[(w * kRPW + rr) * HD + d], kd, s[rr]);
-        }
+        rt_attn_f32_scores<kRPW>(s, Qs, Ks, ldks, HD, w, lane);
         const int j = k0 + lane;
         const int idj = has_repeat && j < k_end ? ids[j] : -2, idjm1 = has_repeat && j >= 1 && j < k_end ? ids[j - 1] : -2;
 #pragma unroll

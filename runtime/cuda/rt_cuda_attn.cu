@@ -20,6 +20,7 @@
  * plan of the bf16 mode.
  */
 #include "rt_cuda_internal.h"
+#include "rt_cuda_attn_f32.h"
 #include <math.h>
 #include <stdio.h>
 
@@ -75,13 +76,7 @@ __global__ void __launch_bounds__(128) attn_kernel(float *z, int ldz, float *lse
         __syncthreads();
 
         float s[kRPW];
-#pragma unroll
-        for (int rr = 0; rr < kRPW; rr++) s[rr] = 0.0f;
-        for (int d = 0; d < HD; d++) {
-            float kd = Ks[lane * ldks + d];
-#pragma unroll
-            for (int rr = 0; rr < kRPW; rr++) s[rr] = fmaf(Qs[(w * kRPW + rr) * HD + d], kd, s[rr]);
-        }
+        rt_attn_f32_scores<kRPW>(s, Qs, Ks, ldks, HD, w, lane);
         const int j = k0 + lane;
 #pragma unroll
         for (int rr = 0; rr < kRPW; rr++) {
